@@ -1,0 +1,139 @@
+"""Settings for the BMI -> diabetes progression service.
+
+Everything that differs between a laptop, CI and production comes from the environment
+(see README "Configuration"). Defaults are safe for a newcomer's first run; production must set
+SECRET_KEY and ALLOWED_HOSTS, or the process refuses to start.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from bmiproject.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it in the environment (any long random string), "
+            "or set DEBUG=1 for local development."
+        )
+    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only, never served
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "predictor",
+]
+
+MIDDLEWARE = [
+    # First, so that load balancers probing /healthz by IP are answered before ALLOWED_HOSTS.
+    "predictor.middleware.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bmiproject.urls"
+WSGI_APPLICATION = "bmiproject.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite is the embedded default for a first run; CI and production set DATABASE_URL
+# (postgres://user:password@host:5432/name).
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Largest request body Django will read: a 10,000-value batch is about 200 kB of JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# --- The model and serving -------------------------------------------------------------------
+
+# A trained version may serve only if its held-out R² exceeds this (the original design's gate).
+PREDICTOR_PROMOTION_THRESHOLD = env_float("PREDICTOR_PROMOTION_THRESHOLD", 0.4)
+# Plausible BMI in kg/m²; requests and training rows outside are refused as input errors.
+PREDICTOR_BMI_MIN = env_float("PREDICTOR_BMI_MIN", 10.0)
+PREDICTOR_BMI_MAX = env_float("PREDICTOR_BMI_MAX", 80.0)
+if not PREDICTOR_BMI_MIN < PREDICTOR_BMI_MAX:
+    raise ImproperlyConfigured("PREDICTOR_BMI_MIN must be below PREDICTOR_BMI_MAX.")
+PREDICTOR_BATCH_MAX = env_int("PREDICTOR_BATCH_MAX", 10_000, minimum=1)
+# Predictions are open to anonymous callers unless this is set.
+PREDICTOR_PREDICTIONS_REQUIRE_AUTH = env_bool("PREDICTOR_PREDICTIONS_REQUIRE_AUTH", False)
+# How long prediction logs are kept, in days (manage.py prune_predictions uses it by default).
+PREDICTOR_LOG_RETENTION_DAYS = env_int("PREDICTOR_LOG_RETENTION_DAYS", 365, minimum=1)
+# Git SHA or release of the running code, recorded with each trained version.
+PREDICTOR_CODE_VERSION = env_str("CODE_VERSION") or env_str("GIT_SHA") or ""

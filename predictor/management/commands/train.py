@@ -1,0 +1,85 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from predictor import services
+from predictor.management.commands._common import cli_actor, format_metrics
+from predictor.ml.data import DataError, load_csv, load_diabetes_bmi
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a new model version on the diabetes data (or --data CSV), store it with its metrics, "
+        "and promote it if its held-out R² exceeds the threshold. Exits non-zero when the version "
+        "fails the gate, so a pipeline can stop on it."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--epochs", type=int, default=1000, help="Maximum epochs of SGD (default 1000).")
+        parser.add_argument(
+            "--learning-rate",
+            type=float,
+            default=0.01,
+            help="Initial SGD step size, standardized data (default 0.01).",
+        )
+        parser.add_argument("--decay", type=float, default=2.0, help="Step-size decay per epoch (default 2.0).")
+        parser.add_argument("--tol", type=float, default=1e-6, help="Stopping tolerance on the loss (default 1e-6).")
+        parser.add_argument("--seed", type=int, default=0, help="Seed for shuffles and the CSV split (default 0).")
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            help=f"Held-out R² the version must exceed to serve (default {settings.PREDICTOR_PROMOTION_THRESHOLD}).",
+        )
+        parser.add_argument(
+            "--data", metavar="CSV", default=None, help="Train on this CSV file (header 'bmi,progression') instead."
+        )
+        parser.add_argument(
+            "--test-fraction",
+            type=float,
+            default=0.2,
+            help="Share of CSV rows held out for testing, chosen at random with --seed (default 0.2).",
+        )
+        parser.add_argument(
+            "--no-promote", action="store_true", help="Store the version as a candidate even if it passes the gate."
+        )
+
+    def handle(self, *args, **options):
+        dataset = self.load_dataset(options)
+        try:
+            result = services.model_version_train(
+                dataset=dataset,
+                learning_rate=options["learning_rate"],
+                decay=options["decay"],
+                max_epochs=options["epochs"],
+                tol=options["tol"],
+                random_state=options["seed"],
+                threshold=options["threshold"],
+                promote=not options["no_promote"],
+                actor_name=cli_actor(),
+            )
+        except (ValueError, services.RegistryError) as exc:
+            raise CommandError(str(exc)) from exc
+        version = result.version
+        for warning in result.warnings:
+            self.stderr.write(self.style.WARNING(f"Warning: {warning}"))
+        self.stdout.write(
+            f"Version {version.version} trained on {version.dataset_name} ({version.data_fingerprint[:12]})."
+        )
+        self.stdout.write(format_metrics(version))
+        if version.status == version.Status.REJECTED:
+            raise CommandError(f"Version {version.version} {result.decision}.")
+        self.stdout.write(self.style.SUCCESS(f"Version {version.version} {result.decision}."))
+
+    def load_dataset(self, options):
+        try:
+            if options["data"]:
+                return load_csv(
+                    options["data"],
+                    test_fraction=options["test_fraction"],
+                    random_state=options["seed"],
+                    bmi_range=(settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX),
+                    name=f"csv:{options['data']}",
+                )
+            return load_diabetes_bmi()
+        except DataError as exc:
+            raise CommandError(f"{options['data']}: {exc}" if options["data"] else str(exc)) from exc

@@ -1,0 +1,303 @@
+"""Writes to the model registry: train, promote, roll back, retire.
+
+Views, serializers, admin actions and management commands call these; none of them repeat the
+rules. Every change of the active version writes a :class:`PromotionEvent` in the same
+transaction, so the audit trail and the registry cannot disagree.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from predictor.ml.data import Dataset
+from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
+from predictor.models import ModelVersion, PromotionEvent, RegistryLock
+
+# Loss curves are stored downsampled: enough points for a chart, bounded row size.
+LOSS_CURVE_POINTS = 200
+TRAINING_SAMPLE_POINTS = 500
+
+
+class RegistryError(Exception):
+    """A registry change that was refused; the message says why, for a person to read."""
+
+
+class VersionNotFound(RegistryError):
+    pass
+
+
+class PromotionRefused(RegistryError):
+    pass
+
+
+@dataclass
+class TrainingResult:
+    version: ModelVersion
+    promoted: bool
+    decision: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_threshold() -> float:
+    return float(settings.PREDICTOR_PROMOTION_THRESHOLD)
+
+
+def _actor_name(user, actor_name: str | None) -> str:
+    if actor_name:
+        return actor_name
+    if user is not None and getattr(user, "is_authenticated", False):
+        return user.get_username()
+    return "system"
+
+
+def _user_or_none(user):
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _lock_registry() -> None:
+    # Another worker may promote, roll back or train at the same time; this row lock makes them
+    # take turns, so each one decides on the state the previous one committed.
+    RegistryLock.objects.select_for_update().get_or_create(pk=1)
+
+
+def model_version_train(
+    *,
+    dataset: Dataset,
+    learning_rate: float = 0.01,
+    decay: float = 2.0,
+    max_epochs: int = 1000,
+    tol: float = 1e-6,
+    random_state: int | None = 0,
+    threshold: float | None = None,
+    promote: bool = True,
+    n_outcome_rows: int = 0,
+    user=None,
+    actor_name: str | None = None,
+) -> TrainingResult:
+    """Fit a version on ``dataset``, store it with its metrics, and promote it if it passes.
+
+    A version whose held-out R² does not exceed ``threshold`` is stored as ``rejected`` (with its
+    metrics, so nobody retrains blind) and never serves. Raises ``ValueError`` for unusable
+    hyperparameters or data before anything is written.
+    """
+    threshold = default_threshold() if threshold is None else float(threshold)
+    estimator = SGDLinearRegression(
+        learning_rate=learning_rate,
+        decay=decay,
+        max_epochs=max_epochs,
+        tol=tol,
+        random_state=random_state,
+    )
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator.fit(dataset.X_train, dataset.y_train)
+    training_seconds = time.perf_counter() - started
+    fit_warnings = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+    predicted_test = estimator.predict(dataset.X_test)
+    predicted_train = estimator.predict(dataset.X_train)
+    r2_test = r2_score(dataset.y_test, predicted_test)
+    passed = r2_test > threshold
+    user = _user_or_none(user)
+
+    with transaction.atomic():
+        _lock_registry()
+        version = ModelVersion.objects.create(
+            status=ModelVersion.Status.CANDIDATE if passed else ModelVersion.Status.REJECTED,
+            slope=estimator.coef_,
+            intercept=estimator.intercept_,
+            r2_test=r2_test,
+            mse_test=mean_squared_error(dataset.y_test, predicted_test),
+            mae_test=mean_absolute_error(dataset.y_test, predicted_test),
+            r2_train=r2_score(dataset.y_train, predicted_train),
+            mse_train=mean_squared_error(dataset.y_train, predicted_train),
+            n_train=dataset.n_train,
+            n_test=dataset.n_test,
+            n_outcome_rows=n_outcome_rows,
+            threshold=threshold,
+            hyperparameters=estimator.get_params(),
+            random_state=random_state,
+            n_epochs=estimator.n_iter_,
+            converged=not fit_warnings,
+            loss_curve=_downsample(estimator.loss_curve_, LOSS_CURVE_POINTS),
+            training_seconds=training_seconds,
+            dataset_name=dataset.name[:200],
+            data_fingerprint=dataset.fingerprint,
+            training_sample=_training_sample(dataset),
+            training_bmi_histogram=_bmi_histogram(dataset.X_train),
+            code_version=settings.PREDICTOR_CODE_VERSION[:64],
+            created_by=user,
+        )
+        if not passed:
+            decision = f"rejected: held-out R² {r2_test:.4f} does not exceed the threshold {threshold:g}"
+            return TrainingResult(version, promoted=False, decision=decision, warnings=fit_warnings)
+        if not promote:
+            decision = f"candidate: passed the gate (R² {r2_test:.4f} > {threshold:g}); not promoted"
+            return TrainingResult(version, promoted=False, decision=decision, warnings=fit_warnings)
+        version = _promote_locked(
+            version,
+            user=user,
+            actor_name=_actor_name(user, actor_name),
+            reason="trained and passed the gate",
+            threshold=threshold,
+        )
+    decision = f"promoted: held-out R² {r2_test:.4f} > threshold {threshold:g}"
+    return TrainingResult(version, promoted=True, decision=decision, warnings=fit_warnings)
+
+
+def model_version_promote(
+    *,
+    version: int,
+    user=None,
+    actor_name: str | None = None,
+    reason: str = "",
+    threshold: float | None = None,
+) -> ModelVersion:
+    """Make ``version`` the active one. Refused when it failed the gate or is already active."""
+    threshold = default_threshold() if threshold is None else float(threshold)
+    with transaction.atomic():
+        _lock_registry()
+        target = _get_version(version)
+        return _promote_locked(
+            target,
+            user=_user_or_none(user),
+            actor_name=_actor_name(user, actor_name),
+            reason=reason,
+            threshold=threshold,
+        )
+
+
+def _promote_locked(target: ModelVersion, *, user, actor_name: str, reason: str, threshold: float) -> ModelVersion:
+    if target.status == ModelVersion.Status.ACTIVE:
+        raise PromotionRefused(f"Version {target.version} is already active.")
+    if target.status == ModelVersion.Status.REJECTED:
+        raise PromotionRefused(
+            f"Version {target.version} was rejected when trained: its held-out R² {target.r2_test:.4f} "
+            f"did not exceed the threshold {target.threshold:g}."
+        )
+    if not target.r2_test > threshold:
+        raise PromotionRefused(
+            f"Version {target.version} cannot be promoted: its held-out R² {target.r2_test:.4f} "
+            f"does not exceed the threshold {threshold:g}."
+        )
+    current = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+    now = timezone.now()
+    if current is not None:
+        current.status = ModelVersion.Status.CANDIDATE
+        current.save(update_fields=["status"])
+    target.status = ModelVersion.Status.ACTIVE
+    target.promoted_at = now
+    target.retired_at = None
+    target.previous_active = current
+    target.save(update_fields=["status", "promoted_at", "retired_at", "previous_active"])
+    PromotionEvent.objects.create(
+        action=PromotionEvent.Action.PROMOTE,
+        from_version=current,
+        to_version=target,
+        actor=user,
+        actor_name=actor_name,
+        reason=reason,
+    )
+    return target
+
+
+def model_version_rollback(*, user=None, actor_name: str | None = None, reason: str = "") -> ModelVersion:
+    """Return to the version that was active before the current one (skipping retired ones).
+
+    Rollbacks stack: after v1 -> v2 -> v3, one rollback serves v2 and a second serves v1.
+    """
+    with transaction.atomic():
+        _lock_registry()
+        current = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        if current is None:
+            raise PromotionRefused("There is no active version to roll back from.")
+        target = current.previous_active
+        seen = {current.version}
+        while target is not None and (
+            target.status in (ModelVersion.Status.RETIRED, ModelVersion.Status.REJECTED) or target.version in seen
+        ):
+            seen.add(target.version)
+            target = target.previous_active
+        if target is None:
+            raise PromotionRefused(f"Version {current.version} has no earlier active version to roll back to.")
+        current.status = ModelVersion.Status.CANDIDATE
+        current.save(update_fields=["status"])
+        target.status = ModelVersion.Status.ACTIVE
+        target.promoted_at = timezone.now()
+        target.save(update_fields=["status", "promoted_at"])
+        PromotionEvent.objects.create(
+            action=PromotionEvent.Action.ROLLBACK,
+            from_version=current,
+            to_version=target,
+            actor=_user_or_none(user),
+            actor_name=_actor_name(user, actor_name),
+            reason=reason,
+        )
+        return target
+
+
+def model_version_retire(*, version: int, user=None, actor_name: str | None = None, reason: str = "") -> ModelVersion:
+    """Withdraw a candidate so that rollbacks skip it. The active version cannot be retired."""
+    with transaction.atomic():
+        _lock_registry()
+        target = _get_version(version)
+        if target.status == ModelVersion.Status.ACTIVE:
+            raise PromotionRefused(f"Version {target.version} is active; promote another version or roll back first.")
+        if target.status != ModelVersion.Status.CANDIDATE:
+            raise PromotionRefused(f"Version {target.version} is {target.status}; only candidates can be retired.")
+        target.status = ModelVersion.Status.RETIRED
+        target.retired_at = timezone.now()
+        target.save(update_fields=["status", "retired_at"])
+        PromotionEvent.objects.create(
+            action=PromotionEvent.Action.RETIRE,
+            from_version=target,
+            to_version=None,
+            actor=_user_or_none(user),
+            actor_name=_actor_name(user, actor_name),
+            reason=reason,
+        )
+        return target
+
+
+def _get_version(version: int) -> ModelVersion:
+    try:
+        return ModelVersion.objects.get(version=version)
+    except (ModelVersion.DoesNotExist, ValueError, TypeError):
+        raise VersionNotFound(f"Version {version} does not exist.") from None
+
+
+def _downsample(values: list[float], limit: int) -> list[float]:
+    if len(values) <= limit:
+        return [float(v) for v in values]
+    # Keep the first and last points; evenly spaced in between.
+    index = np.unique(np.linspace(0, len(values) - 1, limit).round().astype(int))
+    return [float(values[i]) for i in index]
+
+
+def _training_sample(dataset: Dataset) -> list[list[float]]:
+    n = dataset.n_train
+    if n > TRAINING_SAMPLE_POINTS:
+        index = np.sort(np.random.default_rng(0).choice(n, TRAINING_SAMPLE_POINTS, replace=False))
+    else:
+        index = np.arange(n)
+    return [[float(dataset.X_train[i]), float(dataset.y_train[i])] for i in index]
+
+
+def _bmi_histogram(bmi: np.ndarray) -> dict:
+    """Training BMI deciles and the share of rows in each bin, for drift (PSI) monitoring."""
+    edges = np.unique(np.quantile(bmi, np.linspace(0, 1, 11)))
+    inner = edges[1:-1]
+    # Bins are open at both ends when serving, so the outer edges only describe the training range.
+    counts = np.bincount(np.searchsorted(inner, bmi, side="right"), minlength=len(edges) - 1)
+    return {
+        "edges": [float(e) for e in edges],
+        "fractions": [float(c) / len(bmi) for c in counts],
+    }

@@ -1,0 +1,167 @@
+"""The serving path: the active model cached per worker, predictions computed and logged.
+
+A prediction is ``slope * bmi + intercept``; this module imports neither scikit-learn nor
+anything heavier than NumPy. Every prediction returned has been written to ``PredictionLog``
+first: if the write fails, the caller gets the database error, never an unlogged prediction.
+
+Freshness without a timeout: the single-prediction INSERT only succeeds while the cached version
+is still the active one (``WHERE EXISTS``), and a batch checks the same under a share lock before
+its bulk write. When the check fails, the worker reloads the model and tries again, so after a
+promotion or rollback every worker serves the new version from its next request, at the cost of
+no extra query in the common case.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection, transaction
+
+from predictor.models import ModelVersion, PredictionLog
+
+__all__ = ["NoActiveModel", "ServingModel", "active_model", "predict_batch", "predict_one", "reset_cache"]
+
+_LOG_TABLE = PredictionLog._meta.db_table
+_VERSION_TABLE = ModelVersion._meta.db_table
+# A worker that keeps losing the race with promotions gives up after this many reloads.
+_MAX_RELOADS = 5
+
+
+class NoActiveModel(Exception):
+    """No version is active, so nothing can be predicted (the API answers 503)."""
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    version: int
+    slope: float
+    intercept: float
+
+    def predict(self, bmi: float) -> float:
+        return self.slope * bmi + self.intercept
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: ServingModel
+    bmi: float
+    prediction: float
+    log_id: int
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    model: ServingModel
+    bmi: list[float]
+    predictions: list[float]
+    batch_id: uuid.UUID
+
+
+_lock = threading.Lock()
+_cached: ServingModel | None = None
+
+
+def reset_cache() -> None:
+    """Forget the cached model (tests; the serving path reloads by itself)."""
+    global _cached
+    with _lock:
+        _cached = None
+
+
+def _load() -> ServingModel:
+    global _cached
+    row = (
+        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
+        .values_list("version", "slope", "intercept")
+        .first()
+    )
+    if row is None:
+        with _lock:
+            _cached = None
+        raise NoActiveModel("No model version is active; train and promote one first.")
+    model = ServingModel(version=row[0], slope=row[1], intercept=row[2])
+    with _lock:
+        _cached = model
+    return model
+
+
+def active_model(*, refresh: bool = False) -> ServingModel:
+    """The cached active model, loaded on first use (or when ``refresh`` is asked)."""
+    model = _cached
+    if model is None or refresh:
+        model = _load()
+    return model
+
+
+def predict_one(bmi: float, *, channel: str = PredictionLog.Channel.API) -> Prediction:
+    """Predict for one BMI (kg/m², already validated) and log it; returns the logged prediction."""
+    bmi = float(bmi)
+    model = active_model()
+    for _ in range(_MAX_RELOADS):
+        value = model.predict(bmi)
+        with connection.cursor() as cursor:
+            # One round trip: the row is written only if this worker's model is still active.
+            cursor.execute(
+                f"INSERT INTO {_LOG_TABLE} (model_version_id, bmi, prediction, channel) "  # noqa: S608
+                f"SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM {_VERSION_TABLE} "
+                "WHERE version = %s AND status = 'active') RETURNING id",
+                [model.version, bmi, value, channel, model.version],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            return Prediction(model=model, bmi=bmi, prediction=value, log_id=row[0])
+        model = active_model(refresh=True)  # promoted or rolled back since we cached it
+    raise NoActiveModel("The active model kept changing; try again.")
+
+
+def predict_batch(bmis, *, channel: str = PredictionLog.Channel.BATCH) -> BatchPrediction:
+    """Predict for many BMIs and log them all in one bulk write, all or nothing."""
+    values = np.asarray(bmis, dtype=np.float64)
+    model = active_model()
+    batch_id = uuid.uuid4()
+    for _ in range(_MAX_RELOADS):
+        predictions = model.slope * values + model.intercept
+        with transaction.atomic():
+            if _version_still_active(model.version):
+                _bulk_log(model.version, values, predictions, channel, batch_id)
+                return BatchPrediction(
+                    model=model, bmi=values.tolist(), predictions=predictions.tolist(), batch_id=batch_id
+                )
+        model = active_model(refresh=True)
+    raise NoActiveModel("The active model kept changing; try again.")
+
+
+def _version_still_active(version: int) -> bool:
+    # FOR SHARE holds off a promotion until the batch commits, so the whole batch is logged
+    # against a version that was active throughout. SQLite has no row locks (nor the clause).
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {_VERSION_TABLE} WHERE version = %s AND status = 'active'{lock}",  # noqa: S608
+            [version],
+        )
+        return cursor.fetchone() is not None
+
+
+def _bulk_log(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: str, batch_id: uuid.UUID) -> None:
+    columns = ("model_version_id", "bmi", "prediction", "channel", "batch_id")
+    if connection.vendor == "postgresql":
+        # COPY is several times faster than a multi-row INSERT for thousands of rows.
+        prefix = f"{version}\t"
+        suffix = f"\t{channel}\t{batch_id}\n"
+        buffer = io.StringIO(
+            "".join(f"{prefix}{b!r}\t{p!r}{suffix}" for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True))
+        )
+        with connection.cursor() as cursor:
+            cursor.cursor.copy_expert(f"COPY {_LOG_TABLE} ({', '.join(columns)}) FROM STDIN", buffer)
+        return
+    rows = [(version, b, p, channel, batch_id.hex) for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True)]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {_LOG_TABLE} ({', '.join(columns)}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
+            rows,
+        )
