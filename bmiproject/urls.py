@@ -3,5 +3,10 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # REST API under /api/v1/, the OpenAPI schema at /api/schema/ and Swagger UI at /docs.
+    path("", include("predictor.api.urls")),
+    # Outcomes, live quality, drift and Prometheus metrics.
+    path("", include("predictor.monitoring.urls")),
+    # HTML pages: the prediction form and the model pages.
     path("", include("predictor.urls")),
 ]
