@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that load balancers probing /healthz by IP are answered before ALLOWED_HOSTS.
     "predictor.middleware.HealthCheckMiddleware",
+    # After the health checks (probes are not traffic); times everything else, per URL route.
+    "predictor.monitoring.middleware.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,3 +139,22 @@ PREDICTOR_PREDICTIONS_REQUIRE_AUTH = env_bool("PREDICTOR_PREDICTIONS_REQUIRE_AUT
 PREDICTOR_LOG_RETENTION_DAYS = env_int("PREDICTOR_LOG_RETENTION_DAYS", 365, minimum=1)
 # Git SHA or release of the running code, recorded with each trained version.
 PREDICTOR_CODE_VERSION = env_str("CODE_VERSION") or env_str("GIT_SHA") or ""
+
+# --- Monitoring: observed outcomes, live quality, drift, Prometheus ----------------------------
+
+# Plausible observed progression; outcomes outside are refused (the diabetes data spans 25..346).
+PREDICTOR_OUTCOME_MIN = env_float("PREDICTOR_OUTCOME_MIN", 0.0)
+PREDICTOR_OUTCOME_MAX = env_float("PREDICTOR_OUTCOME_MAX", 1000.0)
+if not PREDICTOR_OUTCOME_MIN < PREDICTOR_OUTCOME_MAX:
+    raise ImproperlyConfigured("PREDICTOR_OUTCOME_MIN must be below PREDICTOR_OUTCOME_MAX.")
+# check_model judges live R² only with at least this many outcomes, and drift only with at least
+# this many served predictions: fewer are noise, not evidence.
+PREDICTOR_MONITOR_MIN_OUTCOMES = env_int("PREDICTOR_MONITOR_MIN_OUTCOMES", 30, minimum=2)
+PREDICTOR_MONITOR_MIN_PREDICTIONS = env_int("PREDICTOR_MONITOR_MIN_PREDICTIONS", 100, minimum=1)
+# PSI above this is drift (the usual reading: < 0.1 stable, 0.1-0.25 watch, > 0.25 drift).
+PREDICTOR_MONITOR_PSI_ALERT = env_float("PREDICTOR_MONITOR_PSI_ALERT", 0.25)
+# /metrics: open to staff sessions, to "Authorization: Bearer <token>" when set, and to these IPs.
+PREDICTOR_METRICS_TOKEN = env_str("PREDICTOR_METRICS_TOKEN") or ""
+PREDICTOR_METRICS_ALLOWED_IPS = env_list("PREDICTOR_METRICS_ALLOWED_IPS", [])
+# The live-quality gauges run aggregate queries; each worker reuses them for this many seconds.
+PREDICTOR_METRICS_CACHE_SECONDS = env_int("PREDICTOR_METRICS_CACHE_SECONDS", 60, minimum=0)
