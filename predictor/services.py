@@ -71,7 +71,7 @@ def model_version_train(
     *,
     dataset: Dataset,
     learning_rate: float = 0.01,
-    decay: float = 2.0,
+    decay: float = 0.5,
     max_epochs: int = 1000,
     tol: float = 1e-6,
     random_state: int | None = 0,

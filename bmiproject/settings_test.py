@@ -1,0 +1,13 @@
+"""The test suite's settings: the real settings, with test-only defaults for what production must set.
+
+pytest-django imports settings before any conftest runs, so the defaults are set here. Real values
+from the environment (DATABASE_URL in CI) still win.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 32)
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+
+from bmiproject.settings import *  # noqa: F403
