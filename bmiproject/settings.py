@@ -28,6 +28,33 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# --- Production and security (HTTPS behind the load balancer; docs/deployment.md) -------------
+# Each setting has its own variable; with DEBUG off the defaults are the safe ones, and
+# `manage.py check --deploy` passes with no warnings (tests/deploy/test_settings.py).
+
+# TLS ends at the AWS load balancer, which sets X-Forwarded-Proto on every request it forwards
+# (replacing any value a client sent), so Django may trust it to tell HTTPS from HTTP. Turn it off
+# when nothing in front of gunicorn sets the header, or clients could claim HTTPS.
+if env_bool("SECURE_PROXY_SSL_HEADER_ENABLED", not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes come over plain HTTP by IP (HealthCheckMiddleware answers them first anyway); a redirect
+# to HTTPS would fail them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+# Sent on HTTPS responses only. A year, subdomains included; preload (hstspreload.org) is the
+# domain owner's decision, so it is opt-in (the task definitions opt in).
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No page of ours is meant to be framed; DENY rules out clickjacking.
+X_FRAME_OPTIONS = "DENY"
+# --- End of production and security ----------------------------------------------------------
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -9,5 +9,10 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 32)
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# The test client and the browser tests speak plain HTTP to a local server; production's HTTPS
+# redirect and Secure-only cookies are tested in tests/deploy/ against real gunicorn.
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 
 from bmiproject.settings import *  # noqa: F403
