@@ -1,5 +1,6 @@
 """Concurrent registry changes on PostgreSQL: the lock and the constraint keep exactly one active."""
 
+import itertools
 import threading
 
 import pytest
@@ -50,7 +51,7 @@ def test_concurrent_promotions_leave_exactly_one_active_version(train_version):
     promotions = list(PromotionEvent.objects.filter(action="promote").order_by("id"))
     assert len(promotions) == 1 + len(candidates)
     # Each promotion saw the previous one's result: the trail is one unbroken chain.
-    for before, after in zip(promotions, promotions[1:], strict=False):
+    for before, after in itertools.pairwise(promotions):
         assert after.from_version_id == before.to_version_id
     assert ModelVersion.objects.get(status="active").version == promotions[-1].to_version_id
 
