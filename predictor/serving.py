@@ -17,11 +17,13 @@ import io
 import threading
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from django.db import connection, transaction
 
 from predictor.models import ModelVersion, PredictionLog
+from predictor.monitoring.metrics import record_predictions
 
 __all__ = ["NoActiveModel", "ServingModel", "active_model", "predict_batch", "predict_one", "reset_cache"]
 
@@ -113,6 +115,7 @@ def predict_one(bmi: float, *, channel: str = PredictionLog.Channel.API) -> Pred
             )
             row = cursor.fetchone()
         if row is not None:
+            record_predictions(model.version, channel, 1)  # Prometheus counter, after the log write
             return Prediction(model=model, bmi=bmi, prediction=value, log_id=row[0])
         model = active_model(refresh=True)  # promoted or rolled back since we cached it
     raise NoActiveModel("The active model kept changing; try again.")
@@ -128,6 +131,8 @@ def predict_batch(bmis, *, channel: str = PredictionLog.Channel.BATCH) -> BatchP
         with transaction.atomic():
             if _version_still_active(model.version):
                 _bulk_log(model.version, values, predictions, channel, batch_id)
+                # Counted once the batch is committed, so a rolled-back batch is never counted.
+                transaction.on_commit(partial(record_predictions, model.version, channel, int(values.size)))
                 return BatchPrediction(
                     model=model, bmi=values.tolist(), predictions=predictions.tolist(), batch_id=batch_id
                 )

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from predictor import services
 from predictor.management.commands._common import cli_actor, format_metrics
 from predictor.ml.data import DataError, load_csv, load_diabetes_bmi
+from predictor.monitoring.selectors import outcome_training_pairs
 
 
 class Command(BaseCommand):
@@ -44,9 +45,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-promote", action="store_true", help="Store the version as a candidate even if it passes the gate."
         )
+        parser.add_argument(
+            "--with-outcomes",
+            action="store_true",
+            help="Add every recorded outcome (BMI from the log, observed progression) to the training rows.",
+        )
 
     def handle(self, *args, **options):
         dataset = self.load_dataset(options)
+        n_outcome_rows = 0
+        if options["with_outcomes"]:
+            bmi, observed = outcome_training_pairs()
+            n_outcome_rows = len(bmi)
+            # The test rows stay as they are, so held-out R² remains comparable between versions.
+            dataset = dataset.with_extra_training_rows(bmi, observed, name=f"{dataset.name}+{n_outcome_rows} outcomes")
+            self.stdout.write(f"Adding {n_outcome_rows} observed outcome(s) to the training rows.")
         try:
             result = services.model_version_train(
                 dataset=dataset,
@@ -57,6 +70,7 @@ class Command(BaseCommand):
                 random_state=options["seed"],
                 threshold=options["threshold"],
                 promote=not options["no_promote"],
+                n_outcome_rows=n_outcome_rows,
                 actor_name=cli_actor(),
             )
         except (ValueError, services.RegistryError) as exc:

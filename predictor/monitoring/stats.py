@@ -1,0 +1,243 @@
+"""Live quality and input drift per model version, computed in the database.
+
+Every figure is an aggregate query (COUNT, SUM, a filtered COUNT per BMI bin), so the cost grows
+with the rows PostgreSQL scans, never with rows shipped to Python: a version with millions of
+logged predictions costs two scans (see docs/monitoring.md for measured times).
+
+Live R² uses sums, not a second pass over the rows::
+
+    SS_res = Σ (observed - predicted)²
+    SS_tot = Σ observed² - n · mean(observed)²
+    R²     = 1 - SS_res / SS_tot
+
+Drift is the population stability index of served BMIs against the version's training BMIs,
+binned on the training deciles (``ModelVersion.training_bmi_histogram``)::
+
+    PSI = Σ_bins (served_share - training_share) · ln(served_share / training_share)
+
+read as < 0.1 stable, 0.1 to 0.25 watch, > 0.25 drift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Sum
+from django.db.models.functions import Abs, TruncDate
+from django.utils import timezone
+
+from predictor.models import ModelVersion, Outcome, PredictionLog
+
+# An empty bin would make ln(share) infinite; both shares are floored at this before the PSI sum.
+# 1e-4 is one row in ten thousand: small enough not to hide a real shift, large enough that one
+# empty bin adds at most about 0.1 * ln(0.1/1e-4) ≈ 0.7 rather than infinity.
+PSI_EPSILON = 1e-4
+PSI_WATCH = 0.1
+PSI_DRIFT = 0.25
+
+
+@dataclass(frozen=True)
+class VersionQuality:
+    """What the logs say about one version: traffic, quality on observed outcomes, input drift."""
+
+    version: int
+    n_predictions: int
+    n_outcomes: int
+    r2: float | None  # None until there are two outcomes that differ
+    mae: float | None  # None until there is an outcome
+    psi: float | None  # None until a prediction was served (or no training histogram)
+    edges: list[float] = field(default_factory=list)
+    training_fractions: list[float] = field(default_factory=list)
+    served_counts: list[int] = field(default_factory=list)
+
+    @property
+    def served_fractions(self) -> list[float]:
+        total = sum(self.served_counts)
+        return [c / total for c in self.served_counts] if total else [0.0 for _ in self.served_counts]
+
+    @property
+    def psi_reading(self) -> str:
+        return psi_reading(self.psi)
+
+    def as_dict(self) -> dict:
+        return {
+            "version": self.version,
+            "predictions": self.n_predictions,
+            "outcomes": self.n_outcomes,
+            "live_r2": self.r2,
+            "live_mae": self.mae,
+            "drift_psi": self.psi,
+            "drift_reading": self.psi_reading,
+            "bmi_histogram": {
+                "edges": self.edges,
+                "training_fractions": self.training_fractions,
+                "served_counts": self.served_counts,
+                "served_fractions": self.served_fractions,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    day: date
+    predictions: int
+    outcomes: int
+    r2: float | None  # on the outcomes of that day's predictions
+    r2_cumulative: float | None  # on all outcomes of predictions up to and including that day
+
+
+def psi_reading(psi: float | None) -> str:
+    if psi is None:
+        return "no data"
+    if psi < PSI_WATCH:
+        return "stable"
+    if psi <= PSI_DRIFT:
+        return "watch"
+    return "drift"
+
+
+def r2_from_sums(n: int, total: float, total_sq: float, ss_res: float) -> float | None:
+    """R² from running sums; None when it is undefined (fewer than two outcomes, or all equal)."""
+    if n < 2:
+        return None
+    ss_tot = total_sq - total * total / n
+    # Rounding can leave a tiny positive SS_tot for identical outcomes; that is still "all equal".
+    if ss_tot <= 1e-12 * max(total_sq, 1.0):
+        return None
+    return 1.0 - ss_res / ss_tot
+
+
+def psi(served_fractions, training_fractions, *, epsilon: float = PSI_EPSILON) -> float:
+    """Population stability index of two distributions over the same bins (see module docstring)."""
+    value = 0.0
+    for actual, expected in zip(served_fractions, training_fractions, strict=True):
+        actual = max(actual, epsilon)
+        expected = max(expected, epsilon)
+        value += (actual - expected) * math.log(actual / expected)
+    return value
+
+
+def _bin_filters(edges: list[float]) -> list[Q]:
+    """One filter per training bin. Bins match training (np.searchsorted(inner, bmi, 'right')):
+    [inner[i-1], inner[i]); the first and last are open-ended, so out-of-range BMIs still count."""
+    inner = edges[1:-1]
+    n_bins = len(edges) - 1
+    filters = []
+    for i in range(n_bins):
+        condition = Q()
+        if i > 0:
+            condition &= Q(bmi__gte=inner[i - 1])
+        if i < n_bins - 1:
+            condition &= Q(bmi__lt=inner[i])
+        filters.append(condition)
+    return filters
+
+
+def _outcome_sums():
+    residual = F("observed") - F("prediction__prediction")
+    return {
+        "n": Count("pk"),
+        "total": Sum("observed"),
+        "total_sq": Sum(F("observed") * F("observed"), output_field=FloatField()),
+        "ss_res": Sum(residual * residual, output_field=FloatField()),
+        "abs_res": Sum(Abs(residual), output_field=FloatField()),
+    }
+
+
+def version_quality(version: ModelVersion) -> VersionQuality:
+    """Traffic, live R²/MAE and PSI of ``version``: two aggregate queries."""
+    histogram = version.training_bmi_histogram or {}
+    edges = [float(e) for e in histogram.get("edges", [])]
+    training_fractions = [float(f) for f in histogram.get("fractions", [])]
+    usable_histogram = len(edges) >= 2 and len(training_fractions) == len(edges) - 1
+
+    # Query 1: the log rows of this version, counted overall and per bin in the same scan.
+    aggregates = {"n": Count("id")}
+    if usable_histogram:
+        for i, condition in enumerate(_bin_filters(edges)):
+            aggregates[f"bin{i}"] = Count("id", filter=condition) if condition else Count("id")
+    logs = PredictionLog.objects.filter(model_version_id=version.version).aggregate(**aggregates)
+    n_predictions = logs["n"]
+    served_counts = [logs[f"bin{i}"] for i in range(len(training_fractions))] if usable_histogram else []
+
+    # Query 2: observed outcomes joined to their predictions.
+    sums = Outcome.objects.filter(prediction__model_version_id=version.version).aggregate(**_outcome_sums())
+    n_outcomes = sums["n"]
+    r2 = r2_from_sums(n_outcomes, sums["total"] or 0.0, sums["total_sq"] or 0.0, sums["ss_res"] or 0.0)
+    mae = sums["abs_res"] / n_outcomes if n_outcomes else None
+
+    drift = None
+    if usable_histogram and n_predictions:
+        drift = psi([c / n_predictions for c in served_counts], training_fractions)
+    return VersionQuality(
+        version=version.version,
+        n_predictions=n_predictions,
+        n_outcomes=n_outcomes,
+        r2=r2,
+        mae=mae,
+        psi=drift,
+        edges=edges,
+        training_fractions=training_fractions,
+        served_counts=served_counts,
+    )
+
+
+def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
+    """Per UTC day over the last ``days`` days: predictions, outcomes, R² that day and cumulative.
+
+    Outcomes are attributed to the day of the prediction they observe, so the cumulative R² at a
+    day is the quality of everything the version predicted up to then.
+    """
+    since = timezone.now() - timedelta(days=days)
+    counts = (
+        PredictionLog.objects.filter(model_version_id=version.version, created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    outcome_days = {
+        row["day"]: row
+        for row in Outcome.objects.filter(
+            prediction__model_version_id=version.version, prediction__created_at__gte=since
+        )
+        .annotate(day=TruncDate("prediction__created_at"))
+        .values("day")
+        .annotate(**_outcome_sums())
+        .order_by("day")
+    }
+    points = []
+    run_n, run_total, run_sq, run_res = 0, 0.0, 0.0, 0.0
+    for row in counts:
+        day = row["day"]
+        o = outcome_days.get(day)
+        if o is not None:
+            run_n += o["n"]
+            run_total += o["total"]
+            run_sq += o["total_sq"]
+            run_res += o["ss_res"]
+            day_r2 = r2_from_sums(o["n"], o["total"], o["total_sq"], o["ss_res"])
+        else:
+            day_r2 = None
+        points.append(
+            DayPoint(
+                day=day,
+                predictions=row["n"],
+                outcomes=o["n"] if o is not None else 0,
+                r2=day_r2,
+                r2_cumulative=r2_from_sums(run_n, run_total, run_sq, run_res),
+            )
+        )
+    return points
+
+
+def monitored_versions(*, limit: int = 10) -> list[ModelVersion]:
+    """The active version and every version that served, newest first (at most ``limit``)."""
+    served = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
+    return list(
+        ModelVersion.objects.filter(Q(status=ModelVersion.Status.ACTIVE) | Q(served))
+        .defer("training_sample", "loss_curve")
+        .order_by("-version")[:limit]
+    )

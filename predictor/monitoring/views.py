@@ -1,0 +1,65 @@
+"""The staff monitoring page and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from predictor import selectors
+from predictor.monitoring import charts, metrics, stats
+
+
+@staff_member_required
+@require_GET
+def monitoring_page(request):
+    active = selectors.active_version()
+    panels = []
+    for version in stats.monitored_versions():
+        quality = stats.version_quality(version)
+        days = stats.daily_series(version)
+        panels.append(
+            {
+                "version": version,
+                "quality": quality,
+                "days": days,
+                "traffic_chart": charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
+                "r2_chart": charts.r2_lines(days, threshold=version.threshold, chart_id=f"r2-v{version.version}"),
+                "bmi_chart": charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
+            }
+        )
+    context = {
+        "active": active,
+        "panels": panels,
+        "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
+        "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
+    }
+    return render(request, "predictor/monitoring.html", context)
+
+
+def _metrics_allowed(request) -> bool:
+    token = settings.PREDICTOR_METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True
+    if request.META.get("REMOTE_ADDR") in settings.PREDICTOR_METRICS_ALLOWED_IPS:
+        return True
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_active and user.is_staff)
+
+
+@require_GET
+def metrics_view(request):
+    """Prometheus text format; staff, a bearer token or an allowed IP (see docs/monitoring.md)."""
+    if not _metrics_allowed(request):
+        if settings.PREDICTOR_METRICS_TOKEN:
+            response = HttpResponse("A valid bearer token is required.\n", status=401, content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+        return HttpResponse("Metrics are restricted to staff.\n", status=403, content_type="text/plain")
+    return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST)

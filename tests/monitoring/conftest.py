@@ -1,0 +1,52 @@
+"""Fixtures for the monitoring tests: logged predictions written straight to the log table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from predictor.models import Outcome, PredictionLog
+
+
+@pytest.fixture
+def log_predictions(db):
+    """``log_predictions(version, bmis, days_ago=0)``: log one prediction per BMI, as served by ``version``."""
+
+    def _log(version, bmis, *, days_ago: int = 0, channel: str = "api") -> list[PredictionLog]:
+        when = timezone.now() - timedelta(days=days_ago)
+        rows = PredictionLog.objects.bulk_create(
+            PredictionLog(
+                model_version=version,
+                bmi=float(b),
+                prediction=version.slope * float(b) + version.intercept,
+                channel=channel,
+            )
+            for b in bmis
+        )
+        if days_ago:
+            PredictionLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=when)
+        for row in rows:
+            row.refresh_from_db()
+        return rows
+
+    return _log
+
+
+@pytest.fixture
+def record_outcomes(db):
+    """``record_outcomes(rows, observed)``: one Outcome per logged row."""
+
+    def _record(rows, observed) -> None:
+        Outcome.objects.bulk_create(
+            Outcome(prediction=row, observed=float(o), source="test") for row, o in zip(rows, observed, strict=True)
+        )
+
+    return _record
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
