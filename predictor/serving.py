@@ -161,7 +161,8 @@ def _bulk_log(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: 
         buffer = io.StringIO(
             "".join(f"{prefix}{b!r}\t{p!r}{suffix}" for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True))
         )
-        with connection.cursor() as cursor:
+        # The raw psycopg2 cursor raises psycopg2 errors; wrap them as Django's, like every other query.
+        with connection.cursor() as cursor, connection.wrap_database_errors:
             cursor.cursor.copy_expert(f"COPY {_LOG_TABLE} ({', '.join(columns)}) FROM STDIN", buffer)
         return
     rows = [(version, b, p, channel, batch_id.hex) for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True)]

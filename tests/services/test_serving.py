@@ -1,0 +1,89 @@
+"""The serving path: predictions are logged before they are returned; the cache follows promotions."""
+
+import sys
+
+import pytest
+from django.db import DatabaseError
+
+from predictor import services, serving
+from predictor.models import PredictionLog
+
+pytestmark = pytest.mark.django_db
+
+
+def test_predict_one_is_slope_times_bmi_plus_intercept_and_logged(active_version):
+    result = serving.predict_one(27.4)
+    assert result.prediction == pytest.approx(active_version.slope * 27.4 + active_version.intercept, abs=1e-9)
+    assert result.model.version == active_version.version
+    row = PredictionLog.objects.get()
+    assert (row.pk, row.model_version_id, row.bmi, row.channel) == (result.log_id, active_version.version, 27.4, "api")
+    assert row.prediction == result.prediction
+    assert row.created_at is not None and row.batch_id is None
+
+
+def test_no_active_version_raises_no_active_model(train_version):
+    train_version(threshold=0.99)  # rejected: nothing can serve
+    with pytest.raises(serving.NoActiveModel, match="No model version is active"):
+        serving.predict_one(25.0)
+    with pytest.raises(serving.NoActiveModel):
+        serving.predict_batch([25.0])
+    assert not PredictionLog.objects.exists()
+
+
+def test_cached_model_follows_promotion_and_rollback_on_the_next_request(train_version):
+    v1 = train_version()
+    v2 = train_version(promote=False, learning_rate=0.02, random_state=8)
+    assert serving.predict_one(30.0).model.version == v1.version  # now cached
+
+    services.model_version_promote(version=v2.version)
+    after_promotion = serving.predict_one(30.0)
+    assert after_promotion.model.version == v2.version
+    assert after_promotion.prediction == pytest.approx(v2.slope * 30.0 + v2.intercept)
+
+    services.model_version_rollback()
+    assert serving.predict_batch([30.0]).model.version == v1.version
+    # Every row names the version that produced it.
+    assert list(PredictionLog.objects.order_by("id").values_list("model_version_id", flat=True)) == [
+        v1.version,
+        v2.version,
+        v1.version,
+    ]
+
+
+def test_batch_is_logged_in_input_order_with_one_batch_id(active_version):
+    bmis = [31.5, 18.2, 44.0, 27.4, 27.4]
+    result = serving.predict_batch(bmis, channel="batch")
+    assert result.bmi == bmis
+    assert result.predictions == pytest.approx([active_version.slope * b + active_version.intercept for b in bmis])
+    rows = list(PredictionLog.objects.filter(batch_id=result.batch_id).order_by("id").values_list("bmi", "prediction"))
+    assert rows == list(zip(bmis, result.predictions, strict=True))
+
+
+def test_large_batch_is_logged_exactly(active_version):
+    bmis = [10.0 + (i % 7000) / 100 for i in range(10_000)]
+    result = serving.predict_batch(bmis)
+    logged = PredictionLog.objects.filter(batch_id=result.batch_id)
+    assert logged.count() == 10_000
+    # Floats survive the bulk write bit for bit (COPY on PostgreSQL, parameters on SQLite).
+    assert list(logged.order_by("id").values_list("prediction", flat=True)) == result.predictions
+
+
+def test_a_failed_bulk_write_logs_nothing_and_returns_nothing(active_version):
+    serving.predict_batch([25.0])
+    before = PredictionLog.objects.count()
+    with pytest.raises(DatabaseError):
+        serving.predict_batch([25.0, 26.0, 27.0], channel="bogus")  # violates a check constraint
+    assert PredictionLog.objects.count() == before
+
+
+def test_serving_imports_neither_scikit_learn_nor_matplotlib():
+    import subprocess
+
+    code = (
+        "import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bmiproject.settings_test'); "
+        "django.setup(); import predictor.serving, predictor.middleware; "
+        "import bmiproject.urls; "
+        "print(sorted(m for m in ('sklearn', 'matplotlib', 'scipy') if m in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
