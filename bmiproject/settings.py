@@ -185,3 +185,68 @@ PREDICTOR_METRICS_TOKEN = env_str("PREDICTOR_METRICS_TOKEN") or ""
 PREDICTOR_METRICS_ALLOWED_IPS = env_list("PREDICTOR_METRICS_ALLOWED_IPS", [])
 # The live-quality gauges run aggregate queries; each worker reuses them for this many seconds.
 PREDICTOR_METRICS_CACHE_SECONDS = env_int("PREDICTOR_METRICS_CACHE_SECONDS", 60, minimum=0)
+
+# --- REST API (predictor/api/) ----------------------------------------------------------------
+
+_THROTTLE_RATE_UNITS = {"s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day"}
+
+
+def _throttle_rate(name: str, default: str) -> str | None:
+    """A DRF rate like "600/min" from the environment; "off" disables the scope."""
+    raw = (env_str(name) or default).strip()
+    if raw.lower() in {"off", "none", "0"}:
+        return None
+    count, _, unit = raw.partition("/")
+    if not (count.isdigit() and int(count) > 0 and unit in _THROTTLE_RATE_UNITS):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate like '600/min' (units s, min, hour, day) or 'off'.")
+    return raw
+
+
+# Per client (user, or IP for anonymous callers), per process: with LocMemCache each gunicorn worker
+# counts on its own, so the effective limit is up to workers × rate. Benchmarks set them to "off".
+PREDICTOR_THROTTLE_PREDICT = _throttle_rate("PREDICTOR_THROTTLE_PREDICT", "600/min")
+PREDICTOR_THROTTLE_BATCH = _throttle_rate("PREDICTOR_THROTTLE_BATCH", "60/min")
+PREDICTOR_THROTTLE_API = _throttle_rate("PREDICTOR_THROTTLE_API", "300/min")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first, so an anonymous call to a protected endpoint gets a 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Safe default for any view that forgets to say: staff only. Public views opt out explicitly.
+    "DEFAULT_PERMISSION_CLASSES": ["predictor.api.permissions.IsStaff"],
+    "DEFAULT_PARSER_CLASSES": ["predictor.api.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "predictor.api.negotiation.JSONOnlyNegotiation",
+    "DEFAULT_THROTTLE_CLASSES": ["predictor.api.throttling.SettingsRateThrottle"],
+    "EXCEPTION_HANDLER": "predictor.api.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Proxies in front of the app (1 behind a load balancer): the client IP throttling counts by.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) or None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BMI → diabetes progression API",
+    "DESCRIPTION": (
+        "Predicts diabetes disease progression one year after baseline from body mass index (kg/m²), "
+        "and manages the model versions that make the predictions. Errors share one body: "
+        '`{"error": {"status", "code", "message", "fields"?}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from our own static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Throttle counters live here, off the database. Per process; a shared cache (Redis) is not wired in.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "bmi-default",
+    }
+}

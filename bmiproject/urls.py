@@ -10,3 +10,7 @@ urlpatterns = [
     # HTML pages: the prediction form and the model pages.
     path("", include("predictor.urls")),
 ]
+
+# Under /api/ these answer with the API's JSON error body; elsewhere with Django's pages (404.html).
+handler404 = "predictor.api.exceptions.not_found"
+handler500 = "predictor.api.exceptions.server_error"

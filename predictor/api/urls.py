@@ -1,3 +1,19 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from predictor.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("api/v1/predict", views.PredictView.as_view(), name="predict"),
+    path("api/v1/predict/batch", views.PredictBatchView.as_view(), name="predict-batch"),
+    path("api/v1/models", views.ModelListView.as_view(), name="model-list"),
+    path("api/v1/models/active", views.ActiveModelView.as_view(), name="model-active"),
+    path("api/v1/models/train", views.TrainView.as_view(), name="model-train"),
+    path("api/v1/models/rollback", views.RollbackView.as_view(), name="model-rollback"),
+    path("api/v1/models/<int:version>", views.ModelDetailView.as_view(), name="model-detail"),
+    path("api/v1/models/<int:version>/promote", views.PromoteView.as_view(), name="model-promote"),
+    path("api/v1/predictions", views.PredictionListView.as_view(), name="prediction-list"),
+    path("api/schema/", views.SchemaView.as_view(), name="schema"),
+    path("docs", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
+]

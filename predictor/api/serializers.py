@@ -1,0 +1,380 @@
+"""Input validation and output shapes for the REST API.
+
+Inputs are strict JSON: a number must be a JSON number (``"27.4"``, ``true`` and ``null`` are
+refused, as are NaN and Infinity), so a caller's type bug surfaces as a 400 instead of a guess.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from predictor.models import ModelVersion, PredictionLog
+
+PREDICTION_UNIT = "disease progression score one year after baseline (diabetes data set scale, about 25 to 346)"
+BMI_UNIT = "kg/m²"
+# A validation error lists at most this many bad batch items; one is enough to fix the input.
+MAX_ITEM_ERRORS = 10
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _is_number(value) -> bool:
+    # bool is a subclass of int; JSON true is not a number.
+    return type(value) in (int, float)
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class StrictFloatField(serializers.Field):
+    """A JSON number (integer or decimal), finite, optionally bounded."""
+
+    default_error_messages = {
+        "invalid": "Must be a JSON number, not {type}.",
+        "not_finite": "Must be a finite number.",
+        "min_value": "Must be at least {min_value:g}.",
+        "max_value": "Must be at most {max_value:g}.",
+        "exclusive_min": "Must be greater than {min_value:g}.",
+    }
+
+    def __init__(self, *, min_value=None, max_value=None, exclusive_min=False, **kwargs):
+        self.min_value = min_value
+        self.max_value = max_value
+        self.exclusive_min = exclusive_min
+        super().__init__(**kwargs)
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        return self.min_value, self.max_value
+
+    def to_internal_value(self, data) -> float:
+        if not _is_number(data):
+            self.fail("invalid", type=_json_type(data))
+        try:
+            value = float(data)
+        except OverflowError:  # an integer literal with hundreds of digits
+            self.fail("not_finite")
+        if not math.isfinite(value):
+            self.fail("not_finite")
+        low, high = self.bounds()
+        if low is not None and (value <= low if self.exclusive_min else value < low):
+            self.fail("exclusive_min" if self.exclusive_min else "min_value", min_value=low)
+        if high is not None and value > high:
+            self.fail("max_value", max_value=high)
+        return value
+
+    def to_representation(self, value):
+        # Stored metrics can be NaN (e.g. a diverged fit); JSON has no NaN, so they read as null.
+        if value is None or not math.isfinite(value):
+            return None
+        return float(value)
+
+
+@extend_schema_field(
+    {"type": "number", "format": "double", "minimum": settings.PREDICTOR_BMI_MIN, "maximum": settings.PREDICTOR_BMI_MAX}
+)
+class BMIField(StrictFloatField):
+    """BMI in kg/m², within ``PREDICTOR_BMI_MIN``..``PREDICTOR_BMI_MAX`` (read at request time)."""
+
+    default_error_messages = {
+        "invalid": "Must be a JSON number (kg/m²), not {type}.",
+        "min_value": "Must be between {min_value:g} and {max_value:g} kg/m².",
+        "max_value": "Must be between {min_value:g} and {max_value:g} kg/m².",
+    }
+
+    def bounds(self):
+        return settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX
+
+    def fail(self, key, **kwargs):
+        kwargs.setdefault("min_value", settings.PREDICTOR_BMI_MIN)
+        kwargs.setdefault("max_value", settings.PREDICTOR_BMI_MAX)
+        super().fail(key, **kwargs)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: ``"5"``, ``5.5`` and ``true`` are refused."""
+
+    default_error_messages = {"invalid": "Must be a JSON integer, not {type}."}
+
+    def to_internal_value(self, data):
+        if type(data) is not int:
+            if type(data) is float and data.is_integer():
+                data = int(data)  # 100.0 is an integer in JSON's number model
+            else:
+                self.fail("invalid", type="a decimal number" if type(data) is float else _json_type(data))
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true`` or ``false`` only (DRF's BooleanField also takes "yes", 1, "on"...)."""
+
+    default_error_messages = {"invalid": "Must be true or false, not {type}."}
+
+    def to_internal_value(self, data):
+        if type(data) is not bool:
+            self.fail("invalid", type=_json_type(data))
+        return data
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": settings.PREDICTOR_BATCH_MAX,
+        "items": {
+            "type": "number",
+            "format": "double",
+            "minimum": settings.PREDICTOR_BMI_MIN,
+            "maximum": settings.PREDICTOR_BMI_MAX,
+        },
+    }
+)
+class BMIListField(serializers.Field):
+    """A non-empty JSON array of BMIs (kg/m²), at most ``PREDICTOR_BATCH_MAX`` long.
+
+    Validated in bulk with NumPy: a 10,000-value batch costs one pass, not 10,000 field objects.
+    Errors name the index of each bad value (the first ten of them).
+    """
+
+    default_error_messages = {
+        "not_a_list": "Must be a JSON array of numbers, not {type}.",
+        "empty": "Must contain at least one value.",
+        "too_long": "Must contain at most {limit} values; got {count}. Split the batch.",
+        "item_type": "Must be a JSON number (kg/m²), not {type}.",
+        "item_not_finite": "Must be a finite number.",
+        "item_range": "Must be between {low:g} and {high:g} kg/m².",
+    }
+
+    def to_internal_value(self, data) -> np.ndarray:
+        if not isinstance(data, list):
+            self.fail("not_a_list", type=_json_type(data))
+        if not data:
+            self.fail("empty")
+        limit = settings.PREDICTOR_BATCH_MAX
+        if len(data) > limit:
+            self.fail("too_long", limit=limit, count=len(data))
+        errors: dict[int, list[str]] = {}
+        for index, item in enumerate(data):
+            if not _is_number(item):
+                errors[index] = [self.error_messages["item_type"].format(type=_json_type(item))]
+                if len(errors) >= MAX_ITEM_ERRORS:
+                    break
+        if errors:
+            raise serializers.ValidationError(errors)
+        try:
+            values = np.asarray(data, dtype=np.float64)
+        except OverflowError:  # integers too large for a float
+            values = np.array([float(v) if abs(v) < 1e308 else np.inf for v in data], dtype=np.float64)
+        low, high = settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX
+        bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
+        if bad.size:
+            for index in bad[:MAX_ITEM_ERRORS].tolist():
+                if math.isfinite(values[index]):
+                    errors[index] = [self.error_messages["item_range"].format(low=low, high=high)]
+                else:
+                    errors[index] = [self.error_messages["item_not_finite"]]
+            raise serializers.ValidationError(errors)
+        return values
+
+
+class FloatListField(serializers.ListField):
+    child = serializers.FloatField()
+
+    def to_representation(self, data):
+        return data  # already a list of floats; skip 10,000 per-item calls
+
+
+# --- Predictions ---------------------------------------------------------------------------------
+
+
+class PredictInputSerializer(serializers.Serializer):
+    bmi = BMIField(help_text="Body mass index in kg/m² (a JSON number; strings are refused).")
+
+
+class PredictOutputSerializer(serializers.Serializer):
+    bmi = serializers.FloatField(help_text="The BMI predicted for, kg/m².")
+    prediction = serializers.FloatField(help_text=f"Predicted {PREDICTION_UNIT}.")
+    model_version = serializers.IntegerField(help_text="The model version that made the prediction.")
+    unit = serializers.CharField(help_text="Unit of the prediction.")
+    bmi_unit = serializers.CharField(help_text="Unit of the BMI: kg/m².")
+
+
+class BatchInputSerializer(serializers.Serializer):
+    bmi = BMIListField(help_text="BMIs in kg/m²: a JSON array of 1 to PREDICTOR_BATCH_MAX (10,000) numbers.")
+
+
+class BatchOutputSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(help_text="The model version that made every prediction.")
+    batch_id = serializers.UUIDField(help_text="Identifies the batch's rows in the prediction log.")
+    count = serializers.IntegerField()
+    predictions = FloatListField(help_text="Predictions in the order of the input BMIs.")
+    unit = serializers.CharField(help_text="Unit of the predictions.")
+    bmi_unit = serializers.CharField()
+
+
+# --- The model registry --------------------------------------------------------------------------
+
+
+class MetricsSerializer(serializers.Serializer):
+    r2_test = StrictFloatField(help_text="Held-out R².", allow_null=True)
+    mse_test = StrictFloatField(help_text="Held-out mean squared error (units²).", allow_null=True)
+    mae_test = StrictFloatField(help_text="Held-out mean absolute error (units).", allow_null=True)
+    r2_train = StrictFloatField(help_text="Training R².", allow_null=True)
+    mse_train = StrictFloatField(help_text="Training mean squared error (units²).", allow_null=True)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    slope = StrictFloatField(help_text="Progression units per kg/m² of BMI.", allow_null=True)
+    intercept = StrictFloatField(help_text="Progression units at BMI 0 kg/m² (extrapolated).", allow_null=True)
+    threshold = StrictFloatField(help_text="The R² gate this version was judged against.", allow_null=True)
+    metrics = MetricsSerializer(source="*", read_only=True)
+    passed_gate = serializers.BooleanField(read_only=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "version",
+            "status",
+            "passed_gate",
+            "slope",
+            "intercept",
+            "metrics",
+            "threshold",
+            "n_train",
+            "n_test",
+            "n_outcome_rows",
+            "hyperparameters",
+            "random_state",
+            "n_epochs",
+            "converged",
+            "training_seconds",
+            "dataset_name",
+            "data_fingerprint",
+            "code_version",
+            "created_by",
+            "created_at",
+            "promoted_at",
+            "retired_at",
+            "previous_active",
+        ]
+        read_only_fields = fields
+
+
+class ModelVersionDetailSerializer(ModelVersionSerializer):
+    class Meta(ModelVersionSerializer.Meta):
+        fields = [*ModelVersionSerializer.Meta.fields, "loss_curve", "training_bmi_histogram"]
+        read_only_fields = fields
+
+
+class TrainInputSerializer(serializers.Serializer):
+    """Hyperparameters for a new version; every one is optional. Trains on the diabetes data."""
+
+    learning_rate = StrictFloatField(
+        required=False, default=0.01, min_value=0.0, exclusive_min=True, max_value=1.0, help_text="SGD step size."
+    )
+    decay = StrictFloatField(required=False, default=2.0, min_value=0.0, max_value=100.0, help_text="Step decay.")
+    epochs = StrictIntegerField(required=False, default=1000, min_value=1, max_value=10_000, help_text="Max epochs.")
+    tol = StrictFloatField(required=False, default=1e-6, min_value=0.0, max_value=1.0, help_text="Stop tolerance.")
+    seed = StrictIntegerField(required=False, default=0, min_value=0, max_value=2**32 - 1, help_text="Random seed.")
+    threshold = StrictFloatField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=-1.0,
+        max_value=1.0,
+        help_text="Held-out R² to exceed; default PREDICTOR_PROMOTION_THRESHOLD.",
+    )
+    promote = StrictBooleanField(required=False, default=True, help_text="Promote when it passes the gate.")
+
+
+class TrainOutputSerializer(ModelVersionDetailSerializer):
+    promoted = serializers.SerializerMethodField()
+    decision = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField()
+
+    class Meta(ModelVersionDetailSerializer.Meta):
+        fields = [*ModelVersionDetailSerializer.Meta.fields, "promoted", "decision", "warnings"]
+        read_only_fields = fields
+
+    def get_promoted(self, obj) -> bool:
+        return self.context["result"].promoted
+
+    def get_decision(self, obj) -> str:
+        return self.context["result"].decision
+
+    def get_warnings(self, obj) -> list[str]:
+        return self.context["result"].warnings
+
+
+class ReasonInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=2000, help_text="Recorded in the audit trail."
+    )
+
+    def to_internal_value(self, data):
+        # CharField would turn a number into a string; a reason must be a JSON string.
+        if isinstance(data, dict) and "reason" in data and not isinstance(data["reason"], str):
+            raise serializers.ValidationError({"reason": [f"Must be a JSON string, not {_json_type(data['reason'])}."]})
+        return super().to_internal_value(data)
+
+
+# --- The prediction log --------------------------------------------------------------------------
+
+
+class PredictionFilterSerializer(serializers.Serializer):
+    """Query parameters of the prediction log (all optional)."""
+
+    version = serializers.IntegerField(required=False, min_value=1, help_text="Only this model version.")
+    channel = serializers.ChoiceField(
+        required=False, choices=PredictionLog.Channel.choices, help_text="api, batch or web."
+    )
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601; from this time on (inclusive).")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601; before this time (exclusive).")
+    batch_id = serializers.UUIDField(required=False, help_text="Only the rows of this batch.")
+
+    def validate(self, attrs):
+        if "since" in attrs and "until" in attrs and attrs["until"] <= attrs["since"]:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
+
+
+class PredictionLogSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version_id", read_only=True)
+
+    class Meta:
+        model = PredictionLog
+        fields = ["id", "created_at", "model_version", "bmi", "prediction", "channel", "batch_id"]
+        read_only_fields = fields
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="The HTTP status code, repeated.")
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, not_found, throttled.")
+    message = serializers.CharField(help_text="What went wrong, for a person; names the field for input errors.")
+    fields = serializers.DictField(
+        required=False,
+        child=serializers.JSONField(),
+        help_text="Validation errors only: field name -> list of messages (for arrays: index -> messages).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    error = ErrorDetailSerializer()

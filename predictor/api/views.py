@@ -1,0 +1,272 @@
+"""REST API views: validate with a serializer, call serving or a service, shape the output.
+
+No business rule lives here: predictions go through ``predictor.serving`` (which logs each one)
+and registry changes through ``predictor.services``, exactly as the management commands do.
+"""
+
+from __future__ import annotations
+
+from django.db import DatabaseError, connection
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from predictor import selectors, services, serving
+from predictor.api import serializers as s
+from predictor.api.exceptions import PredictionLogUnavailable
+from predictor.api.permissions import IsStaff, PredictionAccess
+from predictor.api.schema import errors
+from predictor.ml.data import load_diabetes_bmi
+from predictor.models import PredictionLog
+
+# Open endpoints: a token or session is optional (unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set).
+OPTIONAL_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]
+
+# --- Predictions ---------------------------------------------------------------------------------
+
+
+@extend_schema(tags=["predictions"])
+class PredictView(APIView):
+    permission_classes = [PredictionAccess]
+    throttle_scope = "predict"
+
+    @extend_schema(
+        operation_id="predict",
+        auth=OPTIONAL_AUTH,
+        summary="Predict disease progression from one BMI",
+        request=s.PredictInputSerializer,
+        responses={200: s.PredictOutputSerializer, **errors(400, 401, 403, 413, 415, 429, 503)},
+        examples=[OpenApiExample("BMI 27.4", value={"bmi": 27.4}, request_only=True)],
+    )
+    def post(self, request):
+        serializer = s.PredictInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = serving.predict_one(serializer.validated_data["bmi"], channel=PredictionLog.Channel.API)
+        except DatabaseError as exc:
+            connection.close_if_unusable_or_obsolete()
+            raise PredictionLogUnavailable() from exc
+        return Response(
+            {
+                "bmi": result.bmi,
+                "prediction": result.prediction,
+                "model_version": result.model.version,
+                "unit": s.PREDICTION_UNIT,
+                "bmi_unit": s.BMI_UNIT,
+            }
+        )
+
+
+@extend_schema(tags=["predictions"])
+class PredictBatchView(APIView):
+    permission_classes = [PredictionAccess]
+    throttle_scope = "batch"
+
+    @extend_schema(
+        operation_id="predict_batch",
+        auth=OPTIONAL_AUTH,
+        summary="Predict for many BMIs at once (all or nothing)",
+        request=s.BatchInputSerializer,
+        responses={200: s.BatchOutputSerializer, **errors(400, 401, 403, 413, 415, 429, 503)},
+        examples=[OpenApiExample("Three BMIs", value={"bmi": [22.0, 27.4, 31.5]}, request_only=True)],
+    )
+    def post(self, request):
+        serializer = s.BatchInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = serving.predict_batch(serializer.validated_data["bmi"], channel=PredictionLog.Channel.BATCH)
+        except DatabaseError as exc:
+            connection.close_if_unusable_or_obsolete()
+            raise PredictionLogUnavailable() from exc
+        output = {
+            "model_version": result.model.version,
+            "batch_id": result.batch_id,
+            "count": len(result.predictions),
+            "predictions": result.predictions,
+            "unit": s.PREDICTION_UNIT,
+            "bmi_unit": s.BMI_UNIT,
+        }
+        return Response(s.BatchOutputSerializer(output).data)
+
+
+class PredictionPagination(CursorPagination):
+    # Cursor pages stay fast on a large log: no COUNT(*), no OFFSET.
+    ordering = "-id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["management"],
+        operation_id="prediction_list",
+        summary="The prediction log, newest first (staff)",
+        parameters=[s.PredictionFilterSerializer],
+        responses={200: s.PredictionLogSerializer(many=True), **errors(400, 401, 403, 404, 429)},
+    )
+)
+class PredictionListView(generics.ListAPIView):
+    permission_classes = [IsStaff]
+    serializer_class = s.PredictionLogSerializer
+    pagination_class = PredictionPagination
+
+    def get_queryset(self):
+        filters = s.PredictionFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.prediction_list(**filters.validated_data)
+
+
+# --- The model registry --------------------------------------------------------------------------
+
+
+class VersionPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+@extend_schema_view(
+    get=extend_schema(
+        tags=["models"],
+        operation_id="model_list",
+        auth=OPTIONAL_AUTH,
+        summary="Model versions with their metrics and status, newest first",
+        responses={200: s.ModelVersionSerializer(many=True), **errors(401, 403, 404, 429)},
+    )
+)
+class ModelListView(generics.ListAPIView):
+    permission_classes = [PredictionAccess]
+    serializer_class = s.ModelVersionSerializer
+    pagination_class = VersionPagination
+
+    def get_queryset(self):
+        return selectors.version_list().select_related("created_by")
+
+
+@extend_schema(tags=["models"])
+class ModelDetailView(APIView):
+    permission_classes = [PredictionAccess]
+
+    @extend_schema(
+        operation_id="model_detail",
+        auth=OPTIONAL_AUTH,
+        summary="One model version, with its loss curve and training BMI histogram",
+        responses={200: s.ModelVersionDetailSerializer, **errors(401, 403, 404, 429)},
+    )
+    def get(self, request, version: int):
+        model_version = selectors.version_get(version=version)
+        if model_version is None:
+            raise NotFound(f"Version {version} does not exist.")
+        return Response(s.ModelVersionDetailSerializer(model_version).data)
+
+
+@extend_schema(tags=["models"])
+class ActiveModelView(APIView):
+    permission_classes = [PredictionAccess]
+
+    @extend_schema(
+        operation_id="model_active",
+        auth=OPTIONAL_AUTH,
+        summary="The version serving predictions now",
+        responses={200: s.ModelVersionDetailSerializer, **errors(401, 403, 404, 429)},
+    )
+    def get(self, request):
+        model_version = selectors.active_version()
+        if model_version is None:
+            raise NotFound("No model version is active.")
+        return Response(s.ModelVersionDetailSerializer(model_version).data)
+
+
+@extend_schema(tags=["management"])
+class TrainView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="model_train",
+        summary="Train a version on the diabetes data; promote it if it passes the gate (staff)",
+        description=(
+            "Always creates a version. One that fails the R² gate is stored as `rejected` and returned "
+            'with `"promoted": false` and the decision; one that passes is promoted unless `promote` is false.'
+        ),
+        request=s.TrainInputSerializer,
+        responses={201: s.TrainOutputSerializer, **errors(400, 401, 403, 409, 413, 415, 429, 503)},
+    )
+    def post(self, request):
+        serializer = s.TrainInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        try:
+            result = services.model_version_train(
+                dataset=load_diabetes_bmi(),
+                learning_rate=params["learning_rate"],
+                decay=params["decay"],
+                max_epochs=params["epochs"],
+                tol=params["tol"],
+                random_state=params["seed"],
+                threshold=params["threshold"],
+                promote=params["promote"],
+                user=request.user,
+            )
+        except ValueError as exc:  # hyperparameters the estimator refuses; nothing was written
+            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
+        output = s.TrainOutputSerializer(result.version, context={"result": result})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["management"])
+class PromoteView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="model_promote",
+        summary="Make a version the active one (staff)",
+        request=s.ReasonInputSerializer,
+        responses={200: s.ModelVersionSerializer, **errors(400, 401, 403, 404, 409, 413, 415, 429, 503)},
+    )
+    def post(self, request, version: int):
+        serializer = s.ReasonInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        promoted = services.model_version_promote(
+            version=version, user=request.user, reason=serializer.validated_data["reason"]
+        )
+        return Response(s.ModelVersionSerializer(promoted).data)
+
+
+@extend_schema(tags=["management"])
+class RollbackView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        operation_id="model_rollback",
+        summary="Return to the previously active version (staff)",
+        request=s.ReasonInputSerializer,
+        responses={200: s.ModelVersionSerializer, **errors(400, 401, 403, 409, 413, 415, 429, 503)},
+    )
+    def post(self, request):
+        serializer = s.ReasonInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        target = services.model_version_rollback(user=request.user, reason=serializer.validated_data["reason"])
+        return Response(s.ModelVersionSerializer(target).data)
+
+
+# --- Schema and docs -----------------------------------------------------------------------------
+
+
+class SchemaView(SpectacularAPIView):
+    # The schema comes as YAML or JSON (?format=json), so this view negotiates, unlike the API.
+    content_negotiation_class = DefaultContentNegotiation
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+
+class SwaggerView(SpectacularSwaggerView):
+    content_negotiation_class = DefaultContentNegotiation
+    permission_classes = [AllowAny]
+    throttle_classes = []
