@@ -1,0 +1,151 @@
+"""HTML pages: the prediction form and the model registry pages. Thin: serving, selectors, charts."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from predictor import charts, selectors, serving
+from predictor.forms import PredictForm
+from predictor.models import ModelVersion, PredictionLog
+
+logger = logging.getLogger(__name__)
+
+VERSIONS_PER_PAGE = 50
+
+
+def _unavailable(request: HttpRequest, *, heading: str, message: str) -> HttpResponse:
+    response = render(
+        request,
+        "predictor/unavailable.html",
+        {"heading": heading, "message": message, "nav": "predict"},
+        status=503,
+    )
+    # Both causes are usually short-lived (a first training run, a database failover).
+    response["Retry-After"] = "30"
+    return response
+
+
+def _no_model(request: HttpRequest) -> HttpResponse:
+    return _unavailable(
+        request,
+        heading="No model is serving",
+        message=(
+            "No model version is active, so no prediction can be made. An administrator has to train "
+            "and promote a model first (manage.py train, or promote a candidate in the admin)."
+        ),
+    )
+
+
+def _database_down(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+    # Every prediction must be logged; one that cannot be is not shown (see predictor.serving).
+    logger.warning("web prediction refused: database unavailable (%s)", type(exc).__name__, exc_info=exc)
+    return _unavailable(
+        request,
+        heading="Prediction service unavailable",
+        message=(
+            "The prediction could not be recorded because the database is not reachable, so it was not "
+            "shown. Please try again in a minute."
+        ),
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def predict(request: HttpRequest) -> HttpResponse:
+    """``/``: the BMI form; on a valid POST, the logged prediction and the fit chart."""
+    if request.method != "POST":
+        try:
+            model = serving.active_model()
+        except serving.NoActiveModel:
+            return _no_model(request)
+        except DatabaseError as exc:
+            return _database_down(request, exc)
+        return render(request, "predictor/predict.html", _predict_context(PredictForm(), model_version=model.version))
+
+    form = PredictForm(request.POST)
+    if not form.is_valid():
+        # Nothing is predicted or logged for bad input; the error is shown beside the field.
+        context = _predict_context(form, model_version=None)
+        return render(request, "predictor/predict.html", context, status=400)
+    try:
+        result = serving.predict_one(form.cleaned_data["bmi"], channel=PredictionLog.Channel.WEB)
+    except serving.NoActiveModel:
+        return _no_model(request)
+    except DatabaseError as exc:
+        return _database_down(request, exc)
+
+    try:
+        version = selectors.version_get(version=result.model.version)
+    except DatabaseError:
+        # The prediction is logged; only the chart's training sample is missing.
+        logger.warning("prediction %s shown without its chart: database unavailable", result.log_id)
+        version = None
+    chart = None
+    if version is not None:
+        chart = charts.fit_chart(
+            sample=version.training_sample,
+            slope=result.model.slope,
+            intercept=result.model.intercept,
+            patient=(result.bmi, result.prediction),
+            chart_id="prediction-chart",
+            title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {result.model.version}",
+        )
+    context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=result.model.version)
+    context.update({"result": result, "version": version, "chart": chart})
+    return render(request, "predictor/predict.html", context)
+
+
+def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
+    return {
+        "form": form,
+        "model_version": model_version,
+        "bmi_min": settings.PREDICTOR_BMI_MIN,
+        "bmi_max": settings.PREDICTOR_BMI_MAX,
+        "nav": "predict",
+    }
+
+
+@require_GET
+def model_list(request: HttpRequest) -> HttpResponse:
+    """``/models/``: every version with its held-out metrics, status and dates."""
+    page = Paginator(selectors.version_list(), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "predictor/model_list.html", {"page": page, "versions": page.object_list, "nav": "models"})
+
+
+@require_GET
+def model_detail(request: HttpRequest, version: int) -> HttpResponse:
+    """``/models/<version>/``: metrics, hyperparameters, fingerprint, history, loss and fit charts."""
+    model_version = selectors.version_get(version=version)
+    if model_version is None:
+        raise Http404(f"Model version {version} does not exist.")
+    fit = charts.fit_chart(
+        sample=model_version.training_sample,
+        slope=model_version.slope,
+        intercept=model_version.intercept,
+        chart_id="fit-chart",
+        title=f"Training data and fitted line of model version {model_version.version}",
+    )
+    loss = charts.loss_chart(
+        losses=model_version.loss_curve,
+        n_epochs=model_version.n_epochs,
+        chart_id="loss-chart",
+        title=f"Training loss by epoch, model version {model_version.version}",
+    )
+    context = {
+        "version": model_version,
+        "history": selectors.version_history(version=model_version.version),
+        "hyperparameters": sorted(model_version.hyperparameters.items()),
+        "fit_chart": fit,
+        "loss_chart": loss,
+        "is_active": model_version.status == ModelVersion.Status.ACTIVE,
+        "intercept_sign": "−" if model_version.intercept < 0 else "+",
+        "intercept_abs": abs(model_version.intercept),
+        "nav": "models",
+    }
+    return render(request, "predictor/model_detail.html", context)

@@ -1,0 +1,138 @@
+"""Server-side SVG charts: coordinates land where the scales say, text is escaped, markup is valid."""
+
+import itertools
+import math
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from predictor import charts
+
+SVG = "{http://www.w3.org/2000/svg}"
+SAMPLE = [[20.0, 100.0], [25.0, 150.0], [30.0, 210.0], [35.0, 240.0]]
+
+
+def parse(markup: str) -> ET.Element:
+    return ET.fromstring(str(markup))  # noqa: S314 - markup we generated ourselves
+
+
+def coords(element: ET.Element, *names: str) -> tuple[float, ...]:
+    return tuple(float(element.get(name)) for name in names)
+
+
+def test_linear_scale_maps_ends_and_midpoint_onto_a_reversed_range():
+    scale = charts.LinearScale(domain=(10.0, 50.0), range=(300.0, 100.0))
+    assert scale(10.0) == 300.0
+    assert scale(50.0) == 100.0
+    assert scale(30.0) == 200.0
+
+
+def test_linear_scale_of_a_single_value_is_centred():
+    assert charts.LinearScale(domain=(5.0, 5.0), range=(0.0, 100.0))(5.0) == 50.0
+
+
+@pytest.mark.parametrize(("low", "high"), [(18.2, 42.1), (25.0, 346.0), (3800.0, 29000.0), (0.001, 0.0042), (-5, 5)])
+def test_nice_ticks_cover_the_range_in_round_steps(low, high):
+    ticks = charts.nice_ticks(low, high)
+    assert ticks[0] <= low and ticks[-1] >= high
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1
+    step = steps.pop()
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1.0, 2.0, 5.0)
+
+
+def test_nice_ticks_refuse_non_finite_bounds():
+    with pytest.raises(ValueError, match="finite"):
+        charts.nice_ticks(0.0, float("nan"))
+
+
+def test_fit_chart_is_a_labelled_svg_image():
+    root = parse(charts.fit_chart(sample=SAMPLE, slope=10.0, intercept=-100.0, chart_id="c1", title="Fit"))
+    assert root.tag == f"{SVG}svg"
+    assert root.get("role") == "img"
+    assert root.get("aria-labelledby") == "c1-title c1-desc"
+    assert root.find(f"{SVG}title").get("id") == "c1-title"
+    assert root.find(f"{SVG}title").text == "Fit"
+    desc = root.find(f"{SVG}desc")
+    assert desc.get("id") == "c1-desc"
+    assert "4 training patients" in desc.text
+    assert "progression = 10.00 × BMI − 100.0" in desc.text
+
+
+def test_fit_chart_places_each_training_point_at_its_scaled_coordinates():
+    plot = charts.fit_plot(sample=SAMPLE, slope=10.0, intercept=-100.0)
+    root = parse(charts.fit_chart(sample=SAMPLE, slope=10.0, intercept=-100.0))
+    circles = root.findall(f"{SVG}g[@class='points']/{SVG}circle")
+    assert len(circles) == len(SAMPLE)
+    for circle, (bmi, progression) in zip(circles, SAMPLE, strict=True):
+        cx, cy = coords(circle, "cx", "cy")
+        assert cx == pytest.approx(plot.x(bmi), abs=0.01)
+        assert cy == pytest.approx(plot.y(progression), abs=0.01)
+        assert plot.left <= cx <= plot.right
+        assert plot.top <= cy <= plot.bottom
+    xs = [coords(c, "cx")[0] for c in circles]
+    ys = [coords(c, "cy")[0] for c in circles]
+    # More BMI is further right; more progression is higher up (smaller y in SVG).
+    assert xs == sorted(xs)
+    assert ys == sorted(ys, reverse=True)
+
+
+def test_fit_chart_draws_the_patient_on_the_fitted_line():
+    patient = (28.0, 10.0 * 28.0 - 100.0)
+    plot = charts.fit_plot(sample=SAMPLE, slope=10.0, intercept=-100.0, patient=patient)
+    root = parse(charts.fit_chart(sample=SAMPLE, slope=10.0, intercept=-100.0, patient=patient))
+    point = root.find(f".//{SVG}circle[@class='patient-point']")
+    px, py = coords(point, "cx", "cy")
+    assert px == pytest.approx(plot.x(28.0), abs=0.01)
+    assert py == pytest.approx(plot.y(180.0), abs=0.01)
+    line = root.find(f"{SVG}line[@class='fit-line']")
+    x1, y1, x2, y2 = coords(line, "x1", "y1", "x2", "y2")
+    # The patient's point is collinear with the fitted line's end points.
+    assert (py - y1) * (x2 - x1) == pytest.approx((y2 - y1) * (px - x1), abs=1.0)
+    label = root.find(f".//{SVG}text[@class='patient-label']")
+    assert label.text == "180.0"
+
+
+def test_fit_chart_domain_includes_a_patient_outside_the_training_data():
+    patient = (60.0, 500.0)
+    plot = charts.fit_plot(sample=SAMPLE, slope=10.0, intercept=-100.0, patient=patient)
+    assert plot.x.domain[1] >= 60.0
+    assert plot.y.domain[1] >= 500.0
+
+
+def test_fit_chart_skips_non_finite_sample_points():
+    sample = [*SAMPLE, [float("nan"), 1.0], [30.0, float("inf")]]
+    root = parse(charts.fit_chart(sample=sample, slope=10.0, intercept=-100.0))
+    assert len(root.findall(f"{SVG}g[@class='points']/{SVG}circle")) == len(SAMPLE)
+
+
+def test_chart_text_is_escaped():
+    hostile = '<script>alert("x")</script> & "quotes"'
+    markup = str(charts.fit_chart(sample=SAMPLE, slope=1.0, intercept=0.0, title=hostile, chart_id='a"b'))
+    assert "<script>" not in markup
+    assert "&lt;script&gt;" in markup
+    root = parse(markup)  # still well-formed
+    assert root.find(f"{SVG}title").text == hostile
+    assert root.get("id") == 'a"b'
+
+
+def test_loss_chart_spreads_a_downsampled_curve_over_all_epochs():
+    losses = [900.0, 400.0, 250.0, 200.0]
+    root = parse(charts.loss_chart(losses=losses, n_epochs=31))
+    points = [tuple(map(float, p.split(","))) for p in root.find(f"{SVG}polyline").get("points").split()]
+    assert len(points) == 4
+    # The x axis is in epochs: the first point at epoch 1, the last at epoch 31, evenly spaced.
+    x_scale_start, x_scale_end = points[0][0], points[-1][0]
+    gaps = [round(b[0] - a[0], 1) for a, b in itertools.pairwise(points)]
+    assert len(set(gaps)) == 1
+    assert x_scale_end > x_scale_start
+    # A falling loss is a line going down the chart (increasing SVG y).
+    assert [y for _, y in points] == sorted(y for _, y in points)
+    assert "31 epochs" in root.find(f"{SVG}desc").text
+
+
+def test_loss_chart_without_a_curve_says_so():
+    root = parse(charts.loss_chart(losses=[], n_epochs=0))
+    assert root.find(f"{SVG}polyline") is None
+    assert "No loss curve" in root.find(f"{SVG}desc").text

@@ -1,0 +1,88 @@
+"""The model registry pages: the list of versions and one version's page."""
+
+import pytest
+from django.urls import reverse
+
+from predictor import services, views
+from predictor.models import ModelVersion
+
+LIST_URL = reverse("predictor:model-list")
+
+
+def test_list_shows_each_version_with_metrics_status_and_dates(client, train_version):
+    active = train_version(promote=True)
+    rejected = train_version(promote=False, threshold=0.99)
+    response = client.get(LIST_URL)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<caption" in html and '<th scope="col" class="num">Held-out R²</th>' in html
+    for version in (active, rejected):
+        assert f'<a href="/models/{version.version}/">v{version.version}</a>' in html
+        assert f"{version.r2_test:.4f}" in html
+        assert f"{version.mse_test:.1f}" in html
+        assert version.created_at.strftime("%Y-%m-%d %H:%M") in html
+    assert '<span class="status status-active">Active</span>' in html
+    assert '<span class="status status-rejected">Rejected</span>' in html
+    assert active.promoted_at.strftime("%Y-%m-%d %H:%M") in html
+    assert "style=" not in html
+
+
+@pytest.mark.django_db
+def test_list_without_versions_says_how_to_train(client):
+    response = client.get(LIST_URL)
+    assert response.status_code == 200
+    assert "No model has been trained yet" in response.content.decode()
+
+
+def test_list_paginates(client, train_version, monkeypatch):
+    monkeypatch.setattr(views, "VERSIONS_PER_PAGE", 1)
+    first = train_version(promote=True)
+    second = train_version(promote=False)
+    html = client.get(LIST_URL).content.decode()
+    assert f">v{second.version}</a>" in html and f">v{first.version}</a>" not in html
+    assert 'href="?page=2"' in html
+    html = client.get(LIST_URL, {"page": 2}).content.decode()
+    assert f">v{first.version}</a>" in html
+
+
+def test_detail_shows_metrics_hyperparameters_fingerprint_history_and_charts(client, train_version):
+    first = train_version(promote=True)
+    second = train_version(promote=True, random_state=1)
+    services.model_version_rollback(actor_name="dr-ops", reason="bad calibration <b>")
+    response = client.get(first.get_absolute_url())
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<h1>Model version" in html and f"{first.version}</h1>" in html
+    assert f"{first.r2_test:.4f}" in html
+    assert f"{first.mae_test:.1f}" in html
+    assert first.data_fingerprint in html
+    assert '<th scope="row">learning_rate</th>' in html
+    assert '<th scope="row">random_state</th>' in html
+    # History: promoted by training, replaced by the second version, then rolled back to.
+    assert html.count("<td>Promote</td>") == 2
+    assert "<td>Rollback</td>" in html
+    assert f'href="/models/{second.version}/">v{second.version}</a>' in html
+    assert "dr-ops" in html
+    assert "bad calibration &lt;b&gt;" in html
+    assert 'class="chart chart-fit"' in html and 'class="chart chart-loss"' in html
+    assert 'aria-labelledby="fit-chart-title fit-chart-desc"' in html
+    assert 'aria-labelledby="loss-chart-title loss-chart-desc"' in html
+    assert '<polyline class="loss-line"' in html
+    assert 'class="patient-point"' not in html
+    assert "style=" not in html
+
+
+def test_detail_of_a_rejected_version_says_it_failed_the_gate(client, train_version):
+    rejected = train_version(promote=False, threshold=0.99)
+    assert rejected.status == ModelVersion.Status.REJECTED
+    html = client.get(rejected.get_absolute_url()).content.decode()
+    assert "Failed the gate" in html
+    assert "never been promoted" in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/models/99999/", "/models/abc/", "/models/-1/"])
+def test_unknown_version_is_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()

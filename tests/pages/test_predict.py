@@ -1,0 +1,167 @@
+"""The prediction page: form, validation beside the field, CSRF, logging, and the 503 pages."""
+
+import html as html_lib
+import re
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import Client
+from django.urls import reverse
+
+from predictor.models import PredictionLog
+
+URL = reverse("predictor:predict")
+
+
+def field_error(html: str) -> str:
+    match = re.search(r'<p class="field-error" id="id_bmi-error">(.*?)</p>', html, re.S)
+    assert match, "no error message beside the BMI field"
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", match.group(1))).strip()
+
+
+def test_form_has_a_labelled_bmi_input_and_csrf_token(client, active_version):
+    response = client.get(URL)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<label for="id_bmi">Body-mass index (BMI)</label>' in html
+    assert re.search(r'<input[^>]+name="bmi"[^>]+aria-describedby="id_bmi-hint"', html)
+    assert 'inputmode="decimal"' in html
+    assert "csrfmiddlewaretoken" in html
+    assert '<meta name="viewport"' in html
+    assert f"model version {active_version.version}" in html
+    # Styles live in the static CSS so a strict Content-Security-Policy keeps working.
+    assert "style=" not in html
+    assert "<script" not in html
+
+
+def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_version):
+    response = client.post(URL, {"bmi": "27.5"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    expected = active_version.slope * 27.5 + active_version.intercept
+    assert f'data-testid="prediction">{expected:.1f}<' in html
+    assert f">v{active_version.version}</a>" in html
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-fit"' in html
+    assert 'role="img"' in html
+    assert 'class="patient-point"' in html
+    assert "this patient, BMI 27.5" in html
+    log = PredictionLog.objects.get()
+    assert log.channel == PredictionLog.Channel.WEB
+    assert log.bmi == 27.5
+    assert log.model_version_id == active_version.version
+    assert log.prediction == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value", ["10", "80", " 31.2 ", "27,5"])
+def test_bmi_inside_the_range_is_accepted(client, active_version, value):
+    assert client.post(URL, {"bmi": value}).status_code == 200
+    assert PredictionLog.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "Enter the patient's BMI in kg/m²."),
+        ("   ", "Enter the patient's BMI in kg/m²."),
+        ("abc", "Enter the BMI as a number in kg/m², for example 27.5."),
+        ("27.5kg", "Enter the BMI as a number in kg/m², for example 27.5."),
+        ("nan", "Enter a finite number; NaN and infinity are not BMI values."),
+        ("NaN", "Enter a finite number; NaN and infinity are not BMI values."),
+        ("inf", "Enter a finite number; NaN and infinity are not BMI values."),
+        ("-Infinity", "Enter a finite number; NaN and infinity are not BMI values."),
+        ("1e400", "Enter a finite number; NaN and infinity are not BMI values."),
+        ("9.99", "Enter a BMI between 10 and 80 kg/m²."),
+        ("80.01", "Enter a BMI between 10 and 80 kg/m²."),
+        ("-25", "Enter a BMI between 10 and 80 kg/m²."),
+    ],
+)
+def test_invalid_bmi_is_refused_beside_the_field_and_not_logged(client, active_version, value, message):
+    response = client.post(URL, {"bmi": value})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert field_error(html) == f"Error: {message}"
+    assert 'aria-invalid="true"' in html
+    assert 'aria-describedby="id_bmi-error id_bmi-hint"' in html
+    assert "<title>Error: " in html
+    assert 'class="patient-point"' not in html
+    assert PredictionLog.objects.count() == 0
+
+
+def test_missing_bmi_field_is_refused(client, active_version):
+    response = client.post(URL, {})
+    assert response.status_code == 400
+    assert field_error(response.content.decode()) == "Error: Enter the patient's BMI in kg/m²."
+    assert PredictionLog.objects.count() == 0
+
+
+def test_range_follows_settings(client, active_version, settings):
+    settings.PREDICTOR_BMI_MIN = 15.0
+    settings.PREDICTOR_BMI_MAX = 50.0
+    response = client.post(URL, {"bmi": "55"})
+    assert response.status_code == 400
+    assert field_error(response.content.decode()) == "Error: Enter a BMI between 15 and 50 kg/m²."
+    assert "In kg/m², between 15 and 50." in response.content.decode()
+
+
+def test_post_without_csrf_token_is_forbidden(active_version):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(URL, {"bmi": "27.5"})
+    assert response.status_code == 403
+    assert PredictionLog.objects.count() == 0
+
+
+def test_post_with_the_form_csrf_token_is_accepted(active_version):
+    client = Client(enforce_csrf_checks=True)
+    html = client.get(URL).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
+    response = client.post(URL, {"bmi": "27.5", "csrfmiddlewaretoken": token})
+    assert response.status_code == 200
+    assert PredictionLog.objects.count() == 1
+
+
+def test_no_active_model_gives_a_503_page_not_a_form(client, train_version):
+    train_version(promote=False)  # a candidate exists, but nothing serves
+    response = client.get(URL)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    html = response.content.decode()
+    assert "No model is serving" in html
+    assert 'name="bmi"' not in html
+
+
+@pytest.mark.django_db
+def test_post_with_no_active_model_gives_a_503_page(client):
+    response = client.post(URL, {"bmi": "27.5"})
+    assert response.status_code == 503
+    assert "No model is serving" in response.content.decode()
+    assert PredictionLog.objects.count() == 0
+
+
+def test_database_failure_while_logging_gives_a_503_page(client, active_version):
+    def refuse_log_insert(execute, sql, params, many, context):
+        if sql.startswith("INSERT INTO predictor_predictionlog"):
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_log_insert):
+        response = client.post(URL, {"bmi": "27.5"})
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "could not be recorded" in html
+    assert 'data-testid="prediction"' not in html
+    assert PredictionLog.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_database_down_on_the_form_page_gives_a_503_page(client):
+    def refuse_everything(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    with connection.execute_wrapper(refuse_everything):
+        response = client.get(URL)
+    assert response.status_code == 503
+    assert "Prediction service unavailable" in response.content.decode()
+
+
+def test_other_methods_are_not_allowed(client, active_version):
+    assert client.put(URL, {"bmi": "27.5"}).status_code == 405
