@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from predictor.ml.data import Dataset
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
-from predictor.models import ModelVersion, PromotionEvent, RegistryLock
+from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent, RegistryLock
 
 # Loss curves are stored downsampled: enough points for a chart, bounded row size.
 LOSS_CURVE_POINTS = 200
@@ -301,3 +302,22 @@ def _bmi_histogram(bmi: np.ndarray) -> dict:
         "edges": [float(e) for e in edges],
         "fractions": [float(c) / len(bmi) for c in counts],
     }
+
+
+def prediction_logs_prune(*, older_than_days: int, batch_size: int = 10_000) -> int:
+    """Delete prediction logs (and their outcomes) older than ``older_than_days``; returns the count.
+
+    Deletes in batches of ids so a large purge never holds one huge transaction or lock.
+    """
+    if older_than_days < 1:
+        raise ValueError(f"older_than_days must be at least 1, got {older_than_days}.")
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted = 0
+    while True:
+        ids = list(PredictionLog.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            Outcome.objects.filter(prediction_id__in=ids).delete()
+            _, per_model = PredictionLog.objects.filter(id__in=ids).delete()
+        deleted += per_model.get(PredictionLog._meta.label, 0)
