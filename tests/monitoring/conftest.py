@@ -11,6 +11,16 @@ from rest_framework.test import APIClient
 from predictor.models import Outcome, PredictionLog
 
 
+@pytest.fixture(autouse=True)
+def _static_without_manifest(settings):
+    # Production serves hashed names from collectstatic's manifest; these tests render base.html
+    # without running collectstatic, so {% static %} resolves against the source files.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def log_predictions(db):
     """``log_predictions(version, bmis, days_ago=0)``: log one prediction per BMI, as served by ``version``."""

@@ -1,0 +1,100 @@
+"""The /monitoring/ page and GET /api/v1/models/{version}/monitoring."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from predictor.monitoring import stats
+
+
+@pytest.fixture
+def traffic(active_version, log_predictions, record_outcomes, diabetes):
+    rows = log_predictions(active_version, diabetes.X_train[:50], days_ago=1)
+    record_outcomes(rows, diabetes.y_train[:50])
+    log_predictions(active_version, np.random.default_rng(2).normal(34, 3, 30))
+    return active_version
+
+
+def test_anonymous_visitor_is_sent_to_the_admin_login(client, db):
+    response = client.get("/monitoring/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+    assert "next=/monitoring/" in response["Location"]
+
+
+def test_non_staff_user_is_sent_to_the_admin_login(client, plain_user):
+    client.force_login(plain_user)
+    response = client.get("/monitoring/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_page_shows_figures_and_three_inline_charts_per_version(client, staff_user, traffic):
+    client.force_login(staff_user)
+    response = client.get("/monitoring/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    quality = stats.version_quality(traffic)
+    assert f"Version {traffic.version}" in html
+    assert "<td>80</td>" in html  # predictions served
+    assert "<td>50</td>" in html  # outcomes received
+    assert f"{quality.r2:.4f}" in html
+    assert f"{quality.psi:.4f}" in html
+    for chart in ("traffic", "r2", "bmi"):
+        assert f'id="{chart}-v{traffic.version}"' in html
+    # Two days of traffic drawn as two bars; one BMI bar per training bin.
+    traffic_svg = re.search(rf'<svg id="traffic-v{traffic.version}".*?</svg>', html, re.S).group(0)
+    assert traffic_svg.count("<rect") == 2
+    bmi_svg = re.search(rf'<svg id="bmi-v{traffic.version}".*?</svg>', html, re.S).group(0)
+    assert bmi_svg.count("<title>BMI ") == len(traffic.training_bmi_histogram["fractions"])
+
+
+def test_page_loads_nothing_from_another_host(client, staff_user, traffic):
+    client.force_login(staff_user)
+    html = client.get("/monitoring/").content.decode()
+    # xmlns is a name, not a fetch; anything else pointing off-site would be a fetch.
+    references = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert references, "the page has links at all"
+    assert all(not re.match(r"^(https?:)?//", ref) for ref in references), references
+    assert "<script" not in html
+
+
+def test_page_renders_with_no_versions(client, staff_user):
+    client.force_login(staff_user)
+    response = client.get("/monitoring/")
+    assert response.status_code == 200
+    assert "No version is active" in response.content.decode()
+
+
+def test_api_returns_the_same_figures(api_client, staff_user, traffic):
+    api_client.force_authenticate(staff_user)
+    response = api_client.get(f"/api/v1/models/{traffic.version}/monitoring")
+    assert response.status_code == 200
+    body = response.json()
+    quality = stats.version_quality(traffic)
+    assert body["version"] == traffic.version
+    assert body["predictions"] == 80
+    assert body["outcomes"] == 50
+    assert body["live_r2"] == pytest.approx(quality.r2)
+    assert body["live_mae"] == pytest.approx(quality.mae)
+    assert body["drift_psi"] == pytest.approx(quality.psi)
+    assert body["drift_reading"] == quality.psi_reading
+    assert sum(body["bmi_histogram"]["served_counts"]) == 80
+    assert [d["predictions"] for d in body["daily"]] == [50, 30]
+    assert body["daily"][0]["r2_cumulative"] == pytest.approx(quality.r2)
+
+
+def test_api_unknown_version_is_404(api_client, staff_user, db):
+    api_client.force_authenticate(staff_user)
+    response = api_client.get("/api/v1/models/999/monitoring")
+    assert response.status_code == 404
+    assert "999" in response.content.decode()
+
+
+def test_api_is_staff_only(api_client, plain_user, active_version):
+    assert api_client.get(f"/api/v1/models/{active_version.version}/monitoring").status_code in (401, 403)
+    api_client.force_authenticate(plain_user)
+    assert api_client.get(f"/api/v1/models/{active_version.version}/monitoring").status_code == 403

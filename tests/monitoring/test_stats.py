@@ -1,0 +1,126 @@
+"""Live R², MAE and PSI from the SQL aggregates, against the same figures computed by hand in NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictor.monitoring import stats
+
+
+def numpy_r2(observed, predicted) -> float:
+    observed, predicted = np.asarray(observed), np.asarray(predicted)
+    return 1 - np.sum((observed - predicted) ** 2) / np.sum((observed - observed.mean()) ** 2)
+
+
+def numpy_psi(served_bmi, edges, training_fractions, epsilon=stats.PSI_EPSILON) -> float:
+    inner = np.asarray(edges[1:-1])
+    counts = np.bincount(np.searchsorted(inner, served_bmi, side="right"), minlength=len(training_fractions))
+    actual = np.maximum(counts / len(served_bmi), epsilon)
+    expected = np.maximum(np.asarray(training_fractions), epsilon)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def test_live_r2_and_mae_match_numpy(active_version, log_predictions, record_outcomes):
+    rng = np.random.default_rng(7)
+    bmis = rng.uniform(18, 42, 40)
+    rows = log_predictions(active_version, bmis)
+    predicted = np.array([r.prediction for r in rows])
+    observed = np.clip(predicted + rng.normal(0, 40, len(rows)), 0, 1000)
+    record_outcomes(rows[:30], observed[:30])  # ten predictions have no outcome yet
+
+    quality = stats.version_quality(active_version)
+
+    assert quality.n_predictions == 40
+    assert quality.n_outcomes == 30
+    assert quality.r2 == pytest.approx(numpy_r2(observed[:30], predicted[:30]), rel=1e-9)
+    assert quality.mae == pytest.approx(np.mean(np.abs(observed[:30] - predicted[:30])), rel=1e-9)
+
+
+def test_psi_matches_numpy_and_reads_drift_for_a_shifted_population(active_version, log_predictions):
+    histogram = active_version.training_bmi_histogram
+    shifted = np.random.default_rng(3).normal(38, 3, 300)  # an obese clinic; training median is ~25.7
+    log_predictions(active_version, shifted)
+
+    quality = stats.version_quality(active_version)
+
+    expected = numpy_psi(shifted, histogram["edges"], histogram["fractions"])
+    assert quality.psi == pytest.approx(expected, rel=1e-9)
+    assert quality.served_counts == list(
+        np.bincount(
+            np.searchsorted(histogram["edges"][1:-1], shifted, side="right"), minlength=len(histogram["fractions"])
+        )
+    )
+    assert quality.psi > 0.25
+    assert quality.psi_reading == "drift"
+
+
+def test_training_population_itself_is_stable(active_version, log_predictions, diabetes):
+    log_predictions(active_version, diabetes.X_train)
+    quality = stats.version_quality(active_version)
+    # Served exactly the training BMIs: every bin share equals the training share.
+    assert quality.psi == pytest.approx(0.0, abs=1e-12)
+    assert quality.psi_reading == "stable"
+
+
+def test_bmis_outside_the_training_range_fall_in_the_open_outer_bins(active_version, log_predictions):
+    edges = active_version.training_bmi_histogram["edges"]
+    log_predictions(active_version, [edges[0] - 5, edges[-1] + 5, edges[-1] + 20])
+    counts = stats.version_quality(active_version).served_counts
+    assert counts[0] == 1
+    assert counts[-1] == 2
+    assert sum(counts) == 3
+
+
+def test_figures_are_absent_without_data(active_version):
+    quality = stats.version_quality(active_version)
+    assert (quality.n_predictions, quality.n_outcomes) == (0, 0)
+    assert quality.r2 is None
+    assert quality.mae is None
+    assert quality.psi is None
+    assert quality.psi_reading == "no data"
+
+
+def test_r2_is_undefined_when_all_outcomes_are_equal(active_version, log_predictions, record_outcomes):
+    rows = log_predictions(active_version, [20.0, 25.0, 30.0])
+    record_outcomes(rows, [150.0, 150.0, 150.0])
+    quality = stats.version_quality(active_version)
+    assert quality.r2 is None
+    assert quality.mae == pytest.approx(np.mean([abs(150 - r.prediction) for r in rows]))
+
+
+def test_psi_epsilon_keeps_empty_bins_finite():
+    value = stats.psi([1.0, 0.0], [0.5, 0.5])
+    expected = (1 - 0.5) * np.log(1 / 0.5) + (1e-4 - 0.5) * np.log(1e-4 / 0.5)
+    assert value == pytest.approx(expected)
+
+
+def test_daily_series_counts_per_day_and_accumulates_r2(active_version, log_predictions, record_outcomes):
+    rng = np.random.default_rng(11)
+    old = log_predictions(active_version, rng.uniform(20, 35, 6), days_ago=2)
+    new = log_predictions(active_version, rng.uniform(20, 35, 4), days_ago=0)
+    observed_old = [r.prediction + d for r, d in zip(old, [30, -20, 10, -40, 25, 5], strict=True)]
+    observed_new = [r.prediction + d for r, d in zip(new, [-60, 45, 15, -5], strict=True)]
+    record_outcomes(old, observed_old)
+    record_outcomes(new, observed_new)
+
+    days = stats.daily_series(active_version)
+
+    assert [d.predictions for d in days] == [6, 4]
+    assert [d.outcomes for d in days] == [6, 4]
+    assert days[0].r2 == pytest.approx(numpy_r2(observed_old, [r.prediction for r in old]))
+    assert days[0].r2_cumulative == pytest.approx(days[0].r2)
+    assert days[1].r2 == pytest.approx(numpy_r2(observed_new, [r.prediction for r in new]))
+    everything = numpy_r2(observed_old + observed_new, [r.prediction for r in old + new])
+    assert days[1].r2_cumulative == pytest.approx(everything)
+    assert days[1].r2_cumulative == pytest.approx(stats.version_quality(active_version).r2)
+
+
+def test_monitored_versions_are_the_active_one_and_those_that_served(train_version, log_predictions):
+    first = train_version(promote=True)
+    log_predictions(first, [25.0])
+    idle = train_version(promote=False)
+    second = train_version(promote=True)
+    listed = [v.version for v in stats.monitored_versions()]
+    assert listed == [second.version, first.version]
+    assert idle.version not in listed
