@@ -12,7 +12,7 @@ for programs. No error ever carries a stack trace or echoes the schema.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import DatabaseError, IntegrityError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -75,8 +75,7 @@ def _translate(exc: Exception) -> Exception:
         # Two registry writes raced and the database constraint stopped the loser.
         return Conflict("A concurrent change to the registry won; reload and try again.")
     if isinstance(exc, DatabaseError):
-        # A dead connection must not poison the worker's next request: drop it so Django reconnects.
-        connection.close_if_unusable_or_obsolete()
+        # A broken connection is dropped by Django when the request finishes (close_old_connections).
         return ServiceUnavailable("Database unavailable; try again later.", code="database_unavailable")
     if isinstance(exc, Http404):
         return exceptions.NotFound()

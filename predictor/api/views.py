@@ -6,7 +6,7 @@ and registry changes through ``predictor.services``, exactly as the management c
 
 from __future__ import annotations
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import generics, status
@@ -50,7 +50,7 @@ class PredictView(APIView):
         try:
             result = serving.predict_one(serializer.validated_data["bmi"], channel=PredictionLog.Channel.API)
         except DatabaseError as exc:
-            connection.close_if_unusable_or_obsolete()
+            # Django drops a broken connection itself when the request finishes (close_old_connections).
             raise PredictionLogUnavailable() from exc
         return Response(
             {
@@ -82,7 +82,7 @@ class PredictBatchView(APIView):
         try:
             result = serving.predict_batch(serializer.validated_data["bmi"], channel=PredictionLog.Channel.BATCH)
         except DatabaseError as exc:
-            connection.close_if_unusable_or_obsolete()
+            # Django drops a broken connection itself when the request finishes (close_old_connections).
             raise PredictionLogUnavailable() from exc
         output = {
             "model_version": result.model.version,
