@@ -1,0 +1,78 @@
+"""Shared bits of the deployment tests: the repository's files, parsed."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+TASK_DEFINITIONS = {env: ROOT / "deploy" / "ecs" / f"{env}.json" for env in ("staging", "production")}
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+# What deploy.yml substitutes into the task definitions, with plausible values.
+PLACEHOLDERS = {
+    "__AWS_ACCOUNT_ID__": "123456789012",
+    "__AWS_REGION__": "eu-west-1",
+    "__APP_HOST__": "bmi.example.com",
+    "__GIT_SHA__": "0123456789abcdef0123456789abcdef01234567",
+    "__IMAGE__": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bmi-progression:0123456789abcdef",
+}
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        logical.append(current)
+        current = ""
+    pairs = []
+    for item in logical:
+        keyword, _, rest = item.partition(" ")
+        pairs.append((keyword.upper(), rest.strip()))
+    return pairs
+
+
+def exec_form(arguments: str) -> list[str]:
+    """A CMD/ENTRYPOINT/HEALTHCHECK CMD argument list (exec form only: no shell in between)."""
+    value = json.loads(arguments)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), arguments
+    return value
+
+
+def image_command() -> list[str]:
+    """The command the image runs: ENTRYPOINT + CMD, from the Dockerfile itself."""
+    found = dict(dockerfile_instructions())
+    entrypoint = exec_form(found["ENTRYPOINT"]) if "ENTRYPOINT" in found else []
+    return entrypoint + exec_form(found["CMD"])
+
+
+def healthcheck_command() -> list[str]:
+    _, arguments = next(pair for pair in dockerfile_instructions() if pair[0] == "HEALTHCHECK")
+    match = re.search(r"\bCMD\s+(\[.*\])\s*$", arguments)
+    assert match, f"HEALTHCHECK must use the exec form: {arguments}"
+    return exec_form(match.group(1))
+
+
+def rendered_task_definition(env: str) -> dict:
+    text = TASK_DEFINITIONS[env].read_text()
+    for token, value in PLACEHOLDERS.items():
+        text = text.replace(token, value)
+    return json.loads(text)
+
+
+def container(task_definition: dict) -> dict:
+    (web,) = [c for c in task_definition["containerDefinitions"] if c["name"] == "web"]
+    return web
+
+
+def environment(task_definition: dict) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container(task_definition)["environment"]}

@@ -1,0 +1,170 @@
+"""The ECS task definitions, validated offline against botocore's RegisterTaskDefinition input shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import textwrap
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from tests.deploy._helpers import (
+    PLACEHOLDERS,
+    ROOT,
+    TASK_DEFINITIONS,
+    container,
+    dockerfile_instructions,
+    environment,
+    healthcheck_command,
+    image_command,
+    rendered_task_definition,
+)
+
+ENVIRONMENTS = sorted(TASK_DEFINITIONS)
+
+
+@pytest.fixture(scope="module")
+def register_shape():
+    model = botocore.session.get_session().get_service_model("ecs")
+    return model.operation_model("RegisterTaskDefinition").input_shape
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_task_definition_is_a_valid_register_request(env, register_shape):
+    report = ParamValidator().validate(rendered_task_definition(env), register_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_validator_catches_a_mistake(register_shape):
+    # The check above is only worth something if a wrong file fails it.
+    broken = rendered_task_definition("staging")
+    container(broken)["portMappings"][0]["containerPort"] = "8000"
+    broken["containerDefinitions"][0]["healthcheck"] = {}
+    report = ParamValidator().validate(broken, register_shape)
+    assert report.has_errors()
+    assert "containerPort" in report.generate_report() and "healthcheck" in report.generate_report()
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_known_placeholders_remain_to_fill(env):
+    text = TASK_DEFINITIONS[env].read_text()
+    for token in PLACEHOLDERS:
+        text = text.replace(token, "")
+    assert "__" not in text
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_secrets_come_from_ssm_by_arn_never_from_plain_environment(env):
+    task = rendered_task_definition(env)
+    web = container(task)
+    secrets = {item["name"]: item["valueFrom"] for item in web["secrets"]}
+    assert {"SECRET_KEY", "DATABASE_URL"} <= set(secrets)
+    for arn in secrets.values():
+        assert arn.startswith("arn:aws:ssm:eu-west-1:123456789012:parameter/bmi-progression/" + env + "/")
+    assert not set(secrets) & set(environment(task))
+    assert task["executionRoleArn"] != task["taskRoleArn"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_container_matches_the_image(env):
+    task = rendered_task_definition(env)
+    web = container(task)
+    user = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "USER"][-1]
+    assert web["user"] == user
+    assert web["readonlyRootFilesystem"] is True
+    # The only writable place: /tmp (Prometheus files), a task volume.
+    assert [m["containerPath"] for m in web["mountPoints"]] == ["/tmp"]  # noqa: S108 - a path in the container
+    assert environment(task)["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")  # noqa: S108
+    assert web["portMappings"][0]["containerPort"] == 8000 == int(environment(task)["PORT"])
+    assert web["healthCheck"]["command"] == ["CMD", *healthcheck_command()]
+    assert "command" not in web and "entryPoint" not in web, "the image's own command must run: " + str(image_command())
+    logs = web["logConfiguration"]
+    assert logs["logDriver"] == "awslogs" and logs["options"]["awslogs-group"] == f"/ecs/bmi-progression-{env}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_ecs_waits_longer_than_gunicorns_graceful_shutdown(env):
+    # Otherwise ECS SIGKILLs workers still finishing requests.
+    config = (ROOT / "bmiproject" / "gunicorn.conf.py").read_text()
+    assert 'env_int("GUNICORN_GRACEFUL_TIMEOUT", 25' in config
+    assert "GUNICORN_GRACEFUL_TIMEOUT" not in environment(rendered_task_definition(env))
+    assert container(rendered_task_definition(env))["stopTimeout"] > 25
+
+
+def test_staging_and_production_differ_only_in_size_and_names():
+    staging, production = (rendered_task_definition(env) for env in ("staging", "production"))
+
+    def normalised(task):
+        text = json.dumps(task).replace("production", "ENV").replace("staging", "ENV")
+        task = json.loads(text)
+        for key in ("cpu", "memory"):
+            task.pop(key)
+        for item in container(task)["environment"]:
+            if item["name"] == "WEB_CONCURRENCY":
+                item["value"] = "N"
+        return task
+
+    assert normalised(staging) == normalised(production)
+
+
+# --- deploy/ecs/run-task.sh, against a stand-in for the aws CLI ----------------------------------
+
+
+def _fake_aws(tmp_path, *, exit_code: str):
+    script = tmp_path / "aws"
+    script.write_text(
+        textwrap.dedent(f"""\
+            #!/usr/bin/env bash
+            echo "$*" >> "{tmp_path}/calls"
+            case "$2" in
+              run-task) echo "arn:aws:ecs:eu-west-1:123456789012:task/bmi/abc" ;;
+              wait) ;;
+              describe-tasks)
+                case "$*" in
+                  *exitCode*) echo "{exit_code}" ;;
+                  *) echo "Essential container in task exited" ;;
+                esac ;;
+            esac
+            """)
+    )
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    env = {
+        **os.environ,
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "ECS_CLUSTER": "bmi",
+        "ECS_SUBNETS": "subnet-1,subnet-2",
+        "ECS_SECURITY_GROUPS": "sg-1",
+    }
+    return env
+
+
+def _run_task(env, *command):
+    return subprocess.run(
+        ["bash", str(ROOT / "deploy" / "ecs" / "run-task.sh"), "arn:td:7", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_run_task_succeeds_when_the_command_exits_zero(tmp_path):
+    result = _run_task(_fake_aws(tmp_path, exit_code="0"), "python", "manage.py", "migrate", "--no-input")
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "ecs run-task --cluster bmi --task-definition arn:td:7 --launch-type FARGATE" in calls
+    assert '"command": ["python", "manage.py", "migrate", "--no-input"]' in calls
+    assert "subnets=[subnet-1,subnet-2],securityGroups=[sg-1],assignPublicIp=DISABLED" in calls
+    assert "ecs wait tasks-stopped --cluster bmi --tasks arn:aws:ecs:eu-west-1:123456789012:task/bmi/abc" in calls
+
+
+@pytest.mark.parametrize("exit_code", ["1", "None"])
+def test_run_task_fails_when_the_command_fails_or_never_ran(tmp_path, exit_code):
+    result = _run_task(_fake_aws(tmp_path, exit_code=exit_code), "python", "manage.py", "migrate")
+    assert result.returncode == 1
+    assert f"exit code {exit_code}" in result.stdout
+    assert "'python manage.py migrate' failed." in result.stderr
