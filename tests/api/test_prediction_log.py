@@ -1,0 +1,108 @@
+"""GET /api/v1/predictions: the staff view of the prediction log, filters and pages."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from predictor import serving, services
+from predictor.models import PredictionLog
+
+URL = "/api/v1/predictions"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def logged(active_version, train_version):
+    """Three single predictions and a batch of two on the first version, one on a second version."""
+    for bmi in (20.0, 25.0, 30.0):
+        serving.predict_one(bmi, channel="api")
+    batch = serving.predict_batch([22.0, 33.0])
+    second = train_version(promote=False, random_state=1)
+    services.model_version_promote(version=second.version, actor_name="test")
+    serving.predict_one(40.0, channel="web")
+    return {"first": active_version, "second": second, "batch_id": batch.batch_id}
+
+
+def test_lists_newest_first_with_fields(staff_token_client, logged):
+    response = staff_token_client.get(URL)
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["bmi"] for r in results] == [40.0, 33.0, 22.0, 30.0, 25.0, 20.0]
+    assert set(results[0]) == {"id", "created_at", "model_version", "bmi", "prediction", "channel", "batch_id"}
+    assert results[0]["model_version"] == logged["second"].version
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_bmis"),
+    [
+        ("channel=batch", [33.0, 22.0]),
+        ("channel=web", [40.0]),
+        ("version={first}", [33.0, 22.0, 30.0, 25.0, 20.0]),
+        ("version={second}&channel=web", [40.0]),
+        ("batch_id={batch_id}", [33.0, 22.0]),
+        ("version=999", []),
+    ],
+)
+def test_filters(staff_token_client, logged, query, expected_bmis):
+    query = query.format(first=logged["first"].version, second=logged["second"].version, batch_id=logged["batch_id"])
+
+    response = staff_token_client.get(f"{URL}?{query}")
+
+    assert response.status_code == 200
+    assert [r["bmi"] for r in response.json()["results"]] == expected_bmis
+
+
+def test_time_range_filter(staff_token_client, logged):
+    old = PredictionLog.objects.get(bmi=20.0)
+    PredictionLog.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=10))
+    since = (timezone.now() - dt.timedelta(days=1)).isoformat()
+    until = (timezone.now() - dt.timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    recent = staff_token_client.get(URL, {"since": since})
+    older = staff_token_client.get(URL, {"until": until})
+
+    assert 20.0 not in [r["bmi"] for r in recent.json()["results"]]
+    assert len(recent.json()["results"]) == 5
+    assert [r["bmi"] for r in older.json()["results"]] == [20.0]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("version=abc", "version"),
+        ("version=0", "version"),
+        ("channel=sms", "channel"),
+        ("since=yesterday", "since"),
+        ("until=2025-13-01T00:00:00Z", "until"),
+        ("batch_id=not-a-uuid", "batch_id"),
+        ("since=2025-02-01T00:00:00Z&until=2025-01-01T00:00:00Z", "until"),
+    ],
+)
+def test_bad_filter_is_a_400_naming_the_parameter(staff_token_client, logged, query, field):
+    response = staff_token_client.get(f"{URL}?{query}")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["message"].startswith(f"{field}: ")
+    assert field in error["fields"]
+
+
+def test_pages_through_the_log_with_a_cursor(staff_token_client, logged):
+    first = staff_token_client.get(URL, {"page_size": 4}).json()
+    second = staff_token_client.get(first["next"]).json()
+
+    assert len(first["results"]) == 4
+    assert len(second["results"]) == 2
+    assert second["next"] is None
+    seen = [r["id"] for r in first["results"] + second["results"]]
+    assert seen == sorted(seen, reverse=True)
+    assert len(set(seen)) == 6
+
+
+def test_bad_cursor_is_a_404(staff_token_client, logged):
+    response = staff_token_client.get(URL, {"cursor": "garbage"})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
