@@ -1,0 +1,193 @@
+"""Django admin: a read-mostly window on the registry and the logs.
+
+Nothing here writes a model row directly. Versions are created by training and change status
+only through ``predictor.services`` (the same rules as the commands and the API), so the admin
+offers "promote" and "retire" actions and no add, change or delete. Audit events, prediction
+logs and outcomes are records of what happened: they are read-only.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from predictor import services
+from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent
+
+# The JSON columns hold hundreds of points each; lists and joins never need them.
+HEAVY_VERSION_FIELDS = ("training_sample", "loss_curve", "training_bmi_histogram")
+
+
+def _version_link(version_id: int | None):
+    if version_id is None:
+        return "—"
+    url = reverse("admin:predictor_modelversion_change", args=[version_id])
+    return format_html('<a href="{}">v{}</a>', url, version_id)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by staff with the view permission; never added, changed or deleted here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class ModelVersionFilter(admin.SimpleListFilter):
+    """Filter by model version without loading every version's JSON columns for the choices."""
+
+    title = "model version"
+    parameter_name = "model_version"
+
+    def lookups(self, request, model_admin):
+        rows = ModelVersion.objects.order_by("-version").values_list("version", "status")
+        return [(str(version), f"v{version} ({status})") for version, status in rows]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(model_version_id=int(value))
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    list_display = ["version", "status", "r2_test", "mse_test", "n_train", "dataset_name", "created_at", "promoted_at"]
+    list_filter = ["status", "converged", "created_at", "dataset_name"]
+    search_fields = ["version__exact", "dataset_name", "data_fingerprint", "code_version"]
+    ordering = ["-version"]
+    actions = ["promote_version", "retire_versions"]
+    fieldsets = [
+        ("Registry", {"fields": ["version", "status", "created_at", "created_by", "promoted_at", "retired_at"]}),
+        ("Held-out metrics", {"fields": ["r2_test", "mse_test", "mae_test", "threshold", "n_test"]}),
+        ("Training", {"fields": ["r2_train", "mse_train", "n_train", "n_outcome_rows", "n_epochs", "converged"]}),
+        ("Model", {"fields": ["slope", "intercept", "hyperparameters", "random_state", "training_seconds"]}),
+        ("Provenance", {"fields": ["dataset_name", "data_fingerprint", "code_version", "previous_active", "page"]}),
+    ]
+    readonly_fields = [field for fieldset in fieldsets for field in fieldset[1]["fields"]]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
+        return super().get_queryset(request).defer(*HEAVY_VERSION_FIELDS).select_related("created_by")
+
+    @admin.display(description="public page")
+    def page(self, obj: ModelVersion):
+        return format_html('<a href="{}">{}</a>', obj.get_absolute_url(), obj.get_absolute_url())
+
+    # Actions need the change permission even though no field is editable: changing the status
+    # is the change this model allows, and only through the services.
+    def has_registry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("predictor.change_modelversion")
+
+    @admin.action(description="Promote the selected version to active", permissions=["registry"])
+    def promote_version(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        versions = list(queryset.values_list("version", flat=True))
+        if len(versions) != 1:
+            self.message_user(
+                request,
+                f"Select exactly one version to promote ({len(versions)} selected).",
+                level=messages.ERROR,
+            )
+            return
+        try:
+            version = services.model_version_promote(
+                version=versions[0], user=request.user, reason="promoted in the admin"
+            )
+        except services.RegistryError as exc:
+            self.message_user(request, f"Not promoted: {exc}", level=messages.ERROR)
+            return
+        self.message_user(request, f"Version {version.version} is now active.", level=messages.SUCCESS)
+
+    @admin.action(description="Retire the selected versions", permissions=["registry"])
+    def retire_versions(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        retired = []
+        for version in queryset.order_by("version").values_list("version", flat=True):
+            try:
+                services.model_version_retire(version=version, user=request.user, reason="retired in the admin")
+            except services.RegistryError as exc:
+                # Each refusal is reported; the others still go through (each is its own transaction).
+                self.message_user(request, f"Not retired: {exc}", level=messages.ERROR)
+            else:
+                retired.append(f"v{version}")
+        if retired:
+            self.message_user(request, f"Retired {', '.join(retired)}.", level=messages.SUCCESS)
+
+
+@admin.register(PromotionEvent)
+class PromotionEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "action", "from_link", "to_link", "actor_name", "reason"]
+    list_filter = ["action", "created_at"]
+    search_fields = ["actor_name", "reason", "from_version__version__exact", "to_version__version__exact"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="from", ordering="from_version")
+    def from_link(self, obj: PromotionEvent):
+        # The ids are on the row: no join, so no heavy version columns are loaded for a list.
+        return _version_link(obj.from_version_id)
+
+    @admin.display(description="to", ordering="to_version")
+    def to_link(self, obj: PromotionEvent):
+        return _version_link(obj.to_version_id)
+
+
+@admin.register(PredictionLog)
+class PredictionLogAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "version_link", "model_status", "bmi", "prediction", "channel", "observed"]
+    list_filter = ["channel", ModelVersionFilter, "created_at"]
+    search_fields = ["id__exact", "batch_id__exact"]
+    date_hierarchy = "created_at"
+    list_select_related = ["model_version", "outcome"]
+    # Counting a year of logs on every page view is slow; "Show all" still counts on request.
+    show_full_result_count = False
+    list_per_page = 100
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PredictionLog]:
+        heavy = [f"model_version__{name}" for name in HEAVY_VERSION_FIELDS]
+        return super().get_queryset(request).defer(*heavy)
+
+    @admin.display(description="model version", ordering="model_version")
+    def version_link(self, obj: PredictionLog):
+        return _version_link(obj.model_version_id)
+
+    @admin.display(description="version status")
+    def model_status(self, obj: PredictionLog) -> str:
+        return obj.model_version.get_status_display()
+
+    @admin.display(description="observed")
+    def observed(self, obj: PredictionLog):
+        try:
+            return f"{obj.outcome.observed:g}"
+        except Outcome.DoesNotExist:
+            return "—"
+
+
+@admin.register(Outcome)
+class OutcomeAdmin(ReadOnlyAdmin):
+    list_display = ["prediction_link", "observed", "predicted", "model_version", "source", "recorded_at", "recorded_by"]
+    list_filter = ["source", "recorded_at"]
+    search_fields = ["prediction__id__exact"]
+    date_hierarchy = "recorded_at"
+    list_select_related = ["prediction", "recorded_by"]
+    show_full_result_count = False
+
+    @admin.display(description="prediction", ordering="prediction")
+    def prediction_link(self, obj: Outcome):
+        url = reverse("admin:predictor_predictionlog_change", args=[obj.prediction_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.prediction_id)
+
+    @admin.display(description="predicted", ordering="prediction__prediction")
+    def predicted(self, obj: Outcome) -> str:
+        return f"{obj.prediction.prediction:.1f}"
+
+    @admin.display(description="model version")
+    def model_version(self, obj: Outcome):
+        return _version_link(obj.prediction.model_version_id)
