@@ -1,0 +1,102 @@
+"""The OpenAPI schema at /api/schema/ and Swagger UI at /docs, served from our own static files."""
+
+import json
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from django.test import override_settings
+from drf_spectacular.validation import validate_schema
+
+pytestmark = pytest.mark.django_db
+
+API_PATHS = {
+    "/api/v1/predict": {"post"},
+    "/api/v1/predict/batch": {"post"},
+    "/api/v1/models": {"get"},
+    "/api/v1/models/active": {"get"},
+    "/api/v1/models/{version}": {"get"},
+    "/api/v1/models/train": {"post"},
+    "/api/v1/models/{version}/promote": {"post"},
+    "/api/v1/models/rollback": {"post"},
+    "/api/v1/predictions": {"get"},
+}
+
+
+@pytest.fixture
+def schema(api):
+    response = api.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def test_schema_is_valid_openapi_3_with_every_endpoint(schema):
+    validate_schema(schema)  # against the OpenAPI 3 JSON Schema drf-spectacular bundles
+    assert schema["openapi"].startswith("3.")
+    for path, methods in API_PATHS.items():
+        assert methods <= set(schema["paths"][path]), path
+
+
+def test_schema_is_also_served_as_yaml(api):
+    response = api.get("/api/schema/")
+
+    assert response.status_code == 200
+    assert "/api/v1/predict" in yaml.safe_load(response.content)["paths"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "codes"),
+    [
+        ("/api/v1/predict", "post", {"200", "400", "413", "415", "429", "503"}),
+        ("/api/v1/predict/batch", "post", {"200", "400", "413", "415", "429", "503"}),
+        ("/api/v1/models/{version}/promote", "post", {"200", "401", "403", "404", "409"}),
+        ("/api/v1/models/rollback", "post", {"200", "401", "403", "409"}),
+        ("/api/v1/models/train", "post", {"201", "400", "401", "403"}),
+        ("/api/v1/predictions", "get", {"200", "400", "401", "403"}),
+    ],
+)
+def test_schema_documents_the_error_responses_with_the_error_body(schema, path, method, codes):
+    responses = schema["paths"][path][method]["responses"]
+
+    assert codes <= set(responses)
+    for code in codes - {"200", "201"}:
+        assert responses[code]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    error = schema["components"]["schemas"]["ErrorDetail"]
+    assert set(error["required"]) == {"status", "code", "message"}
+
+
+def test_schema_states_the_bmi_range_and_batch_limit(schema, settings):
+    components = schema["components"]["schemas"]
+    bmi = components["PredictInputRequest"]["properties"]["bmi"]
+    batch = components["BatchInputRequest"]["properties"]["bmi"]
+
+    assert (bmi["minimum"], bmi["maximum"]) == (settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX)
+    assert batch["maxItems"] == settings.PREDICTOR_BATCH_MAX
+
+
+def test_prediction_endpoints_allow_anonymous_calls_in_the_schema(schema):
+    assert {} in schema["paths"]["/api/v1/predict"]["post"]["security"]
+    assert {} not in schema["paths"]["/api/v1/models/train"]["post"]["security"]
+
+
+# The test settings use the manifest storage of production, which needs collectstatic first.
+@override_settings(STORAGES={"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}})
+def test_docs_page_loads_everything_from_our_own_static_files(api):
+    response = api.get("/docs")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+    urls += re.findall(r"""["'](https?://[^"']+|//[^"']+)["']""", html)
+    assert urls
+    for url in urls:
+        parts = urlsplit(url)
+        assert not parts.netloc, f"/docs references another host: {url}"
+    static = [u for u in urls if u.startswith("/static/")]
+    assert len(static) >= 3  # the CSS, the bundle and the standalone preset
+    for url in static:
+        assert finders.find(url.removeprefix("/static/")), f"{url} is not one of our static files"
+    assert "/api/schema/" in html
