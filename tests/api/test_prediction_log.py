@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from predictor import serving, services
+from predictor import services, serving
 from predictor.models import PredictionLog
 
 URL = "/api/v1/predictions"
