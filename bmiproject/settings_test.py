@@ -16,3 +16,7 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 
 from bmiproject.settings import *  # noqa: F403
+
+# The manifest storage needs `collectstatic` first; tests render templates without it. The
+# gunicorn integration test runs the production storage after a real collectstatic.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
