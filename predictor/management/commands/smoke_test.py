@@ -71,8 +71,10 @@ class SmokeTest:
 
     # --- HTTP ---------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, payload=None, *, auth: bool = False) -> Response:
-        headers = {"Accept": "application/json", "User-Agent": "bmi-smoke-test"}
+    def request(
+        self, method: str, path: str, payload=None, *, auth: bool = False, accept: str = "application/json"
+    ) -> Response:
+        headers = {"Accept": accept, "User-Agent": "bmi-smoke-test"}
         data = None
         if payload is not None:
             data = json.dumps(payload).encode("utf-8")
@@ -146,7 +148,7 @@ class SmokeTest:
         return f"{what} -> 200, batch {batch_id} by model version {body.get('model_version')}"
 
     def check_docs(self) -> str:
-        resp = self.request("GET", "/docs")
+        resp = self.request("GET", "/docs", accept="text/html")
         self.expect(resp, 200, "GET /docs")
         content_type = resp.headers.get("Content-Type", "")
         if not content_type.startswith("text/html") or b"<html" not in resp.body.lower():
