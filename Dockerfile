@@ -45,7 +45,7 @@ RUN SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectsta
     && python -m compileall -q /app /opt/venv
 
 # Numeric, so orchestrators can verify it is not root. The code is owned by root and read-only
-# for this user; the app writes nothing to disk.
+# for this user; at run time it writes only to /tmp and /dev/shm (ECS: read-only root filesystem).
 USER 10001:10001
 
 EXPOSE 8000
