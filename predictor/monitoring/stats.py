@@ -191,42 +191,37 @@ def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
     day is the quality of everything the version predicted up to then.
     """
     since = timezone.now() - timedelta(days=days)
-    counts = (
+    residual = F("outcome__observed") - F("prediction")
+    # One scan of the log, outcomes LEFT JOINed: measured 1.6 s instead of 3.9 s for two queries
+    # on 3 million rows (docs/monitoring.md).
+    rows = (
         PredictionLog.objects.filter(model_version_id=version.version, created_at__gte=since)
         .annotate(day=TruncDate("created_at"))
         .values("day")
-        .annotate(n=Count("id"))
+        .annotate(
+            n=Count("id"),
+            n_outcomes=Count("outcome__pk"),
+            total=Sum("outcome__observed"),
+            total_sq=Sum(F("outcome__observed") * F("outcome__observed"), output_field=FloatField()),
+            ss_res=Sum(residual * residual, output_field=FloatField()),
+        )
         .order_by("day")
     )
-    outcome_days = {
-        row["day"]: row
-        for row in Outcome.objects.filter(
-            prediction__model_version_id=version.version, prediction__created_at__gte=since
-        )
-        .annotate(day=TruncDate("prediction__created_at"))
-        .values("day")
-        .annotate(**_outcome_sums())
-        .order_by("day")
-    }
     points = []
     run_n, run_total, run_sq, run_res = 0, 0.0, 0.0, 0.0
-    for row in counts:
-        day = row["day"]
-        o = outcome_days.get(day)
-        if o is not None:
-            run_n += o["n"]
-            run_total += o["total"]
-            run_sq += o["total_sq"]
-            run_res += o["ss_res"]
-            day_r2 = r2_from_sums(o["n"], o["total"], o["total_sq"], o["ss_res"])
-        else:
-            day_r2 = None
+    for row in rows:
+        n = row["n_outcomes"]
+        if n:
+            run_n += n
+            run_total += row["total"]
+            run_sq += row["total_sq"]
+            run_res += row["ss_res"]
         points.append(
             DayPoint(
-                day=day,
+                day=row["day"],
                 predictions=row["n"],
-                outcomes=o["n"] if o is not None else 0,
-                r2=day_r2,
+                outcomes=n,
+                r2=r2_from_sums(n, row["total"] or 0.0, row["total_sq"] or 0.0, row["ss_res"] or 0.0),
                 r2_cumulative=r2_from_sums(run_n, run_total, run_sq, run_res),
             )
         )
