@@ -25,7 +25,7 @@ __all__ = ["LinearScale", "Plot", "fit_chart", "loss_chart", "nice_ticks"]
 # width keeps the 13-unit labels legible when a phone shrinks the chart to ~340 px.
 WIDTH = 520
 HEIGHT = 340
-MARGIN_LEFT = 64
+MARGIN_LEFT = 76
 MARGIN_RIGHT = 16
 MARGIN_TOP = 16
 MARGIN_BOTTOM = 52
@@ -52,17 +52,25 @@ class Plot:
 
     x: LinearScale
     y: LinearScale
+    x_ticks: tuple[float, ...] = ()
+    y_ticks: tuple[float, ...] = ()
     left: float = MARGIN_LEFT
     right: float = WIDTH - MARGIN_RIGHT
     top: float = MARGIN_TOP
     bottom: float = HEIGHT - MARGIN_BOTTOM
 
     @classmethod
-    def for_domains(cls, x_domain: tuple[float, float], y_domain: tuple[float, float]) -> Plot:
+    def for_ticks(cls, x_ticks: Sequence[float], y_ticks: Sequence[float]) -> Plot:
+        """A plot whose axes run from the first to the last tick."""
         left, right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
         top, bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
         # SVG's y axis points down, so larger values map to smaller y.
-        return cls(x=LinearScale(x_domain, (left, right)), y=LinearScale(y_domain, (bottom, top)))
+        return cls(
+            x=LinearScale((x_ticks[0], x_ticks[-1]), (left, right)),
+            y=LinearScale((y_ticks[0], y_ticks[-1]), (bottom, top)),
+            x_ticks=tuple(x_ticks),
+            y_ticks=tuple(y_ticks),
+        )
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -99,7 +107,9 @@ def _num(value: float) -> str:
 
 
 def _label(value: float) -> str:
-    """A tick label: no trailing '.0', thousands separated."""
+    """A tick label: no trailing '.0'; 10,000 and above in thousands ("25k") to fit the margin."""
+    if abs(value) >= 10_000 and value % 1000 == 0:
+        return f"{value / 1000:g}k"
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.6g}"
@@ -116,7 +126,8 @@ def _svg_open(chart_id: str, title: str, desc: str, extra_class: str) -> list[st
     ]
 
 
-def _axes(plot: Plot, x_ticks: Sequence[float], y_ticks: Sequence[float], x_title: str, y_title: str) -> list[str]:
+def _axes(plot: Plot, x_title: str, y_title: str) -> list[str]:
+    x_ticks, y_ticks = plot.x_ticks, plot.y_ticks
     parts = ['<g class="grid" aria-hidden="true">']
     for tick in y_ticks:
         y = _num(plot.y(tick))
@@ -149,8 +160,8 @@ def _axes(plot: Plot, x_ticks: Sequence[float], y_ticks: Sequence[float], x_titl
         f'text-anchor="middle">{escape(x_title)}</text>'
     )
     parts.append(
-        f'<text class="axis-title" x="14" y="{_num(centre_y)}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {_num(centre_y)})">{escape(y_title)}</text>'
+        f'<text class="axis-title" x="16" y="{_num(centre_y)}" text-anchor="middle" '
+        f'transform="rotate(-90 16 {_num(centre_y)})">{escape(y_title)}</text>'
     )
     parts.append("</g>")
     return parts
@@ -178,8 +189,7 @@ def fit_plot(
     ys = [y for _, y in pairs] + [slope * x_lo + intercept, slope * x_hi + intercept]
     if patient:
         ys.append(patient[1])
-    y_ticks = nice_ticks(min(ys), max(ys))
-    return Plot.for_domains((x_lo, x_hi), (y_ticks[0], y_ticks[-1]))
+    return Plot.for_ticks(x_ticks, nice_ticks(min(ys), max(ys)))
 
 
 def fit_chart(
@@ -201,9 +211,6 @@ def fit_chart(
     pairs = _finite_pairs(sample)
     plot = fit_plot(sample=pairs, slope=slope, intercept=intercept, patient=patient)
     x_lo, x_hi = plot.x.domain
-    y_lo, y_hi = plot.y.domain
-    x_ticks = nice_ticks(x_lo, x_hi)
-    y_ticks = nice_ticks(y_lo, y_hi)
 
     sign = "−" if intercept < 0 else "+"
     desc = (
@@ -213,7 +220,7 @@ def fit_chart(
     if patient is not None:
         desc += f" Highlighted: this patient, BMI {patient[0]:g}, predicted progression {patient[1]:.1f}."
     parts = _svg_open(chart_id, title, desc, "chart-fit")
-    parts += _axes(plot, x_ticks, y_ticks, x_title, y_title)
+    parts += _axes(plot, x_title, y_title)
 
     # Points outside the domain cannot occur (the domain covers them); the clip is for the line.
     clip = f"{escape(chart_id)}-clip"
@@ -268,7 +275,7 @@ def loss_chart(
     x_ticks = nice_ticks(1, max(n_epochs, 2))
     x_ticks = [t for t in x_ticks if t >= 0] or [0.0, 1.0]
     y_ticks = nice_ticks(min(values, default=0.0), max(values, default=1.0))
-    plot = Plot.for_domains((x_ticks[0], x_ticks[-1]), (y_ticks[0], y_ticks[-1]))
+    plot = Plot.for_ticks(x_ticks, y_ticks)
 
     if values:
         desc = (
@@ -278,7 +285,7 @@ def loss_chart(
     else:
         desc = "No loss curve was recorded for this version."
     parts = _svg_open(chart_id, title, desc, "chart-loss")
-    parts += _axes(plot, x_ticks, y_ticks, "Epoch", "Training MSE")
+    parts += _axes(plot, "Epoch", "Training MSE")
     if values:
         points = " ".join(f"{_num(plot.x(e))},{_num(plot.y(v))}" for e, v in zip(epochs, values, strict=True))
         parts.append(f'<polyline class="loss-line" points="{points}"/>')

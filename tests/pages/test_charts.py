@@ -136,3 +136,18 @@ def test_loss_chart_without_a_curve_says_so():
     root = parse(charts.loss_chart(losses=[], n_epochs=0))
     assert root.find(f"{SVG}polyline") is None
     assert "No loss curve" in root.find(f"{SVG}desc").text
+
+
+@pytest.mark.parametrize("patient", [None, (27.5, 175.0), (70.0, 600.0)])
+def test_fit_chart_tick_labels_are_the_axis_ends_and_stay_inside_the_plot(patient):
+    plot = charts.fit_plot(sample=SAMPLE, slope=10.0, intercept=-100.0, patient=patient)
+    root = parse(charts.fit_chart(sample=SAMPLE, slope=10.0, intercept=-100.0, patient=patient))
+    x_labels = root.findall(f".//{SVG}text[@class='tick tick-x']")
+    y_labels = root.findall(f".//{SVG}text[@class='tick tick-y']")
+    assert [float(t.text.replace(",", "")) for t in x_labels] == list(plot.x_ticks)
+    assert [float(t.text.replace(",", "")) for t in y_labels] == list(plot.y_ticks)
+    assert plot.x.domain == (plot.x_ticks[0], plot.x_ticks[-1])
+    for label in x_labels:
+        assert plot.left <= float(label.get("x")) <= plot.right
+    for label in y_labels:
+        assert plot.top <= float(label.get("y")) - 4 <= plot.bottom
