@@ -89,6 +89,15 @@ def test_nothing_can_be_added_changed_or_deleted(admin_client, admin_user, rf, m
     assert admin_client.get(add_url).status_code == 403
 
 
+def test_each_record_page_loads_read_only(admin_client, logs):
+    logs(2)
+    for model in MODELS:
+        obj = model.objects.first()
+        response = admin_client.get(reverse(f"admin:predictor_{model._meta.model_name}_change", args=[obj.pk]))
+        assert response.status_code == 200, model.__name__
+        assert 'name="_save"' not in response.content.decode()
+
+
 def test_version_page_is_read_only_and_delete_is_refused(admin_client, registry):
     active = registry[0]
     response = admin_client.get(reverse("admin:predictor_modelversion_change", args=[active.version]))

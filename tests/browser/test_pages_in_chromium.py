@@ -14,11 +14,6 @@ import pytest
 
 from predictor.models import PredictionLog
 
-# Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls from a
-# thread with a running loop (SynchronousOnlyOperation). The test's own DB reads are plain
-# synchronous code, so this is safe here (known pytest-django + Playwright issue).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # CHROMIUM_PATH is for trying the skip/fail behaviour or another build; CI uses the default.
@@ -51,7 +46,12 @@ def browser():
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as playwright:
+        # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls
+        # from a thread with a running loop (SynchronousOnlyOperation). The tests' own DB calls
+        # are plain synchronous code, so this is safe here, and only for this module's tests
+        # (a known pytest-django + Playwright issue).
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
