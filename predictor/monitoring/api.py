@@ -6,37 +6,49 @@ handler (predictor/api) gives them the common error shape.
 
 from __future__ import annotations
 
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from predictor import selectors
+from predictor.api.exceptions import Conflict
+from predictor.api.schema import errors
+from predictor.api.serializers import StrictFloatField
 from predictor.monitoring import services, stats
 
 
-class Conflict(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
+@extend_schema_field(
+    {
+        "type": "number",
+        "format": "double",
+        "minimum": settings.PREDICTOR_OUTCOME_MIN,
+        "maximum": settings.PREDICTOR_OUTCOME_MAX,
+    }
+)
+class ObservedField(StrictFloatField):
+    """Observed progression: a finite JSON number within ``PREDICTOR_OUTCOME_MIN``..``MAX`` (read per request)."""
 
+    default_error_messages = {
+        "invalid": "Must be a JSON number (the observed progression), not {type}.",
+        "min_value": "Must be between {min_value:g} and {max_value:g} (plausible progression).",
+        "max_value": "Must be between {min_value:g} and {max_value:g} (plausible progression).",
+    }
 
-class StrictFloatField(serializers.Field):
-    """A JSON number and nothing else: no strings ("12"), no booleans (true is not 1)."""
+    def bounds(self):
+        return settings.PREDICTOR_OUTCOME_MIN, settings.PREDICTOR_OUTCOME_MAX
 
-    def to_internal_value(self, data):
-        try:
-            return services.observed_validate(data)
-        except services.InvalidObserved as exc:
-            raise serializers.ValidationError(str(exc)) from None
-
-    def to_representation(self, value):
-        return value
+    def fail(self, key, **kwargs):
+        kwargs.setdefault("min_value", settings.PREDICTOR_OUTCOME_MIN)
+        kwargs.setdefault("max_value", settings.PREDICTOR_OUTCOME_MAX)
+        super().fail(key, **kwargs)
 
 
 class OutcomeInputSerializer(serializers.Serializer):
-    observed = StrictFloatField(help_text="Observed progression one year after baseline (a finite number).")
+    observed = ObservedField(help_text="Observed progression one year after baseline (a finite number).")
 
 
 class OutcomeOutputSerializer(serializers.Serializer):
@@ -47,11 +59,49 @@ class OutcomeOutputSerializer(serializers.Serializer):
     source = serializers.CharField()
 
 
+class HistogramSerializer(serializers.Serializer):
+    edges = serializers.ListField(child=serializers.FloatField(), help_text="Training BMI deciles (kg/m²).")
+    training_fractions = serializers.ListField(child=serializers.FloatField())
+    served_counts = serializers.ListField(child=serializers.IntegerField())
+    served_fractions = serializers.ListField(child=serializers.FloatField())
+
+
+class DaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    predictions = serializers.IntegerField()
+    outcomes = serializers.IntegerField()
+    r2 = serializers.FloatField(allow_null=True)
+    r2_cumulative = serializers.FloatField(allow_null=True)
+
+
+class MonitoringOutputSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    held_out_r2 = serializers.FloatField()
+    threshold = serializers.FloatField()
+    predictions = serializers.IntegerField(help_text="Predictions served and logged.")
+    outcomes = serializers.IntegerField(help_text="Observed outcomes recorded.")
+    live_r2 = serializers.FloatField(allow_null=True, help_text="R² on observed outcomes; null below two.")
+    live_mae = serializers.FloatField(allow_null=True)
+    drift_psi = serializers.FloatField(allow_null=True, help_text="PSI of served vs training BMI.")
+    drift_reading = serializers.CharField(help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data.")
+    bmi_histogram = HistogramSerializer()
+    daily = DaySerializer(many=True, help_text="Last 90 days, by the day of the prediction (UTC).")
+
+
+@extend_schema(tags=["monitoring"])
 class OutcomeCreateApi(APIView):
     """Record the progression observed a year later for a logged prediction (once)."""
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        operation_id="outcome_create",
+        summary="Record the observed progression for a logged prediction",
+        request=OutcomeInputSerializer,
+        responses={201: OutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 415, 429)},
+        examples=[OpenApiExample("Observed 151", value={"observed": 151}, request_only=True)],
+    )
     def post(self, request, prediction_id: int):
         serializer = OutcomeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -68,11 +118,17 @@ class OutcomeCreateApi(APIView):
         return Response(OutcomeOutputSerializer(outcome).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["monitoring"])
 class ModelMonitoringApi(APIView):
     """Live quality and drift of one version, with the per-day series the page charts."""
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema(
+        operation_id="model_monitoring",
+        summary="Live quality and input drift of one model version",
+        responses={200: MonitoringOutputSerializer, **errors(401, 403, 404, 429)},
+    )
     def get(self, request, version: int):
         model_version = selectors.version_get(version=version)
         if model_version is None:
@@ -85,7 +141,7 @@ class ModelMonitoringApi(APIView):
             "threshold": model_version.threshold,
             "daily": [
                 {
-                    "day": point.day.isoformat(),
+                    "day": point.day,
                     "predictions": point.predictions,
                     "outcomes": point.outcomes,
                     "r2": point.r2,
@@ -94,4 +150,4 @@ class ModelMonitoringApi(APIView):
                 for point in stats.daily_series(model_version)
             ],
         }
-        return Response(body)
+        return Response(MonitoringOutputSerializer(body).data)

@@ -56,12 +56,12 @@ def test_second_outcome_is_409_and_keeps_the_first(api_client, plain_user, logge
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
-        ({"observed": 1000.5}, "outside the plausible range"),
-        ({"observed": -1}, "outside the plausible range"),
-        ({"observed": "151"}, "not a number"),
-        ({"observed": True}, "not a number"),
-        ({"observed": None}, "observed"),
-        ({}, "observed"),
+        ({"observed": 1000.5}, "between 0 and 1000"),
+        ({"observed": -1}, "between 0 and 1000"),
+        ({"observed": "151"}, "Must be a JSON number"),
+        ({"observed": True}, "Must be a JSON number"),
+        ({"observed": None}, "null"),
+        ({}, "required"),
     ],
 )
 def test_bad_observed_value_is_400_naming_the_field(api_client, plain_user, logged, payload, reason):
@@ -88,4 +88,17 @@ def test_range_comes_from_settings(api_client, plain_user, logged, settings):
     api_client.force_authenticate(plain_user)
     response = api_client.post(url(logged.pk), {"observed": 400.0}, format="json")
     assert response.status_code == 400
-    assert "0 to 346" in response.content.decode()
+    assert "between 0 and 346" in response.content.decode()
+
+
+def test_openapi_schema_documents_the_monitoring_endpoints(api_client, staff_user):
+    api_client.force_authenticate(staff_user)
+    response = api_client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    outcome = paths["/api/v1/predictions/{prediction_id}/outcome"]["post"]
+    assert {"201", "400", "401", "404", "409"} <= set(outcome["responses"])
+    observed = response.json()["components"]["schemas"]["OutcomeInputRequest"]["properties"]["observed"]
+    assert (observed["type"], observed["minimum"], observed["maximum"]) == ("number", 0.0, 1000.0)
+    monitoring = paths["/api/v1/models/{version}/monitoring"]["get"]
+    assert {"200", "401", "403", "404"} <= set(monitoring["responses"])
