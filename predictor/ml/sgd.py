@@ -175,10 +175,14 @@ class SGDLinearRegression:
         n = x.shape[0]
         if n < 2:
             raise ValueError("At least 2 samples are needed to fit a line.")
-        x_mean, x_scale = x.mean(), x.std()
+        with np.errstate(over="ignore", invalid="ignore"):
+            x_mean, x_scale = x.mean(), x.std()
+            y_mean, y_scale = y.mean(), y.std()
+        # Values near float64's limit (1e154 and up) overflow the variance; the fit would be NaN.
+        if not np.isfinite([x_mean, x_scale, y_mean, y_scale]).all():
+            raise ValueError("X or y has values too large to fit (their variance overflows float64); rescale them.")
         if x_scale == 0:
             raise ValueError("X is constant: a slope cannot be fitted to a single feature value.")
-        y_mean, y_scale = y.mean(), y.std()
         if y_scale == 0:
             y_scale = 1.0  # a flat target is fitted exactly by slope 0; avoid dividing by zero
         xs = (x - x_mean) / x_scale
