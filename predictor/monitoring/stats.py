@@ -228,7 +228,7 @@ def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
     return points
 
 
-def monitored_versions(*, limit: int = 10) -> list[ModelVersion]:
+def monitored_versions(*, limit: int = 5) -> list[ModelVersion]:
     """The active version and every version that served, newest first (at most ``limit``)."""
     served = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
     return list(
