@@ -25,6 +25,11 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The benchmark against the FastAPI reference (PostgreSQL on 127.0.0.1; see docs/performance.md).
+bench: install
+	test -x bench/.venv/bin/uvicorn || ($(PYTHON) -m venv bench/.venv && bench/.venv/bin/pip install --quiet -r bench/requirements.txt)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

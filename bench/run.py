@@ -1,0 +1,739 @@
+"""The benchmark: our service against the original (FastAPI reference), in one run on one machine.
+
+One command (from the repository root; see docs/performance.md)::
+
+    .venv/bin/python bench/run.py            # or: make bench
+
+It creates its own PostgreSQL database (``bmi_bench``, dropped and recreated), migrates it, times
+``manage.py train``, starts gunicorn exactly as the Docker image does (the Dockerfile's CMD with
+bmiproject/gunicorn.conf.py) and the reference (plain uvicorn, one worker, access log on) on free
+ports, drives both with wrk, checks that every 2xx prediction was logged, measures memory and
+start-up, tears everything down, prints a table and writes ``bench/results/latest.{json,md}``.
+
+Every ratio compares figures from this one run: absolute numbers on a shared 2-core machine drift
+from run to run. The load generator (wrk) shares the machine's two cores with the servers and with
+PostgreSQL, so neither side gets the machine to itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+BENCH_VENV = BENCH / ".venv" / "bin"
+WRK_SCRIPT = BENCH / "wrk" / "logged.lua"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bmi_bench"
+LOG_TABLE = "predictor_predictionlog"
+BATCH_SIZE = 10_000
+# The load balancer sets this on every request it forwards; with it, production's HTTPS redirect
+# (SECURE_SSL_REDIRECT, on by default) lets the request through as it would in ECS.
+OUR_HEADERS = "X-Forwarded-Proto: https"
+
+TARGETS = {
+    "fit_ratio_vs_sklearn": 1.0,
+    "r2_gap_vs_closed_form": 0.001,
+    "predict_rps_ratio_c16": 0.8,
+    "predict_p99_ms_c16": 25.0,
+    "batch_p50_ratio_c1": 2.0,
+    "worker_memory_ratio": 0.5,
+    "startup_s": 1.0,
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def _connect(url: str, dbname: str | None = None):
+    import psycopg2
+
+    parsed = urlparse(url)
+    connection = psycopg2.connect(
+        host=parsed.hostname,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        dbname=dbname or parsed.path.lstrip("/"),
+    )
+    connection.autocommit = True
+    return connection
+
+
+def recreate_database(url: str) -> None:
+    name = urlparse(url).path.lstrip("/")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise SystemExit(f"Refusing to drop a database with an unusual name: {name!r}")
+    admin = _connect(url, "postgres")
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+
+
+def server_settings(url: str) -> dict:
+    connection = _connect(url)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN "
+            "('synchronous_commit', 'fsync', 'commit_delay', 'wal_sync_method', 'max_connections')"
+        )
+        found = dict(cursor.fetchall())
+        cursor.execute("SHOW server_version")
+        found["server_version"] = cursor.fetchone()[0]
+    connection.close()
+    return found
+
+
+class LogCounter:
+    """Counts prediction log rows written since the last call (by id, so nothing is counted twice)."""
+
+    def __init__(self, url: str):
+        self.connection = _connect(url)
+        self.last_id = self._max_id()
+
+    def _max_id(self) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {LOG_TABLE}")
+            return cursor.fetchone()[0]
+
+    def new_rows(self) -> dict:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*), count(DISTINCT batch_id), coalesce(max(id), %s) FROM {LOG_TABLE} WHERE id > %s",
+                [self.last_id, self.last_id],
+            )
+            rows, batches, self.last_id = cursor.fetchone()
+        return {"rows": rows, "batches": batches}
+
+
+# --- Processes -------------------------------------------------------------------------------------
+
+
+def wait_ok(url: str, deadline_s: float, started: float) -> float:
+    """Seconds from ``started`` to the first 200 from ``url``."""
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.perf_counter() - started > deadline_s:
+            raise RuntimeError(f"{url} did not answer 200 within {deadline_s} s")
+        time.sleep(0.005)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(p) for p in text)
+    return sorted(found)
+
+
+def memory(pid: int) -> dict:
+    """RSS, PSS and USS (private clean + dirty) in MiB from /proc/<pid>/smaps_rollup."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, rest = line.partition(":")
+        fields[name.strip()] = int(rest.split()[0])  # kB
+    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return {"rss_mib": fields["Rss"] / 1024, "pss_mib": fields["Pss"] / 1024, "uss_mib": uss / 1024}
+
+
+class Server:
+    def __init__(self, name: str, command: list[str], env: dict, ready_url: str, logfile: Path):
+        self.name = name
+        self.command = command
+        self.env = env
+        self.ready_url = ready_url
+        self.logfile = logfile
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> float:
+        out = self.logfile.open("ab")
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        out.close()
+        try:
+            return wait_ok(self.ready_url, 60, started)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start; see {self.logfile}") from None
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def serving_pids(self) -> list[int]:
+        """The processes that answer requests: gunicorn's workers, or uvicorn itself."""
+        return children(self.process.pid) or [self.process.pid]
+
+
+# --- wrk -------------------------------------------------------------------------------------------
+
+
+def run_wrk(
+    base: str,
+    path: str,
+    body_file: Path,
+    marker: str,
+    connections: int,
+    duration: float,
+    *,
+    headers: str = "",
+    drain_path: str,
+    drain: float,
+) -> dict:
+    env = {
+        **os.environ,
+        "BENCH_PATH": path,
+        "BENCH_BODY_FILE": str(body_file),
+        "BENCH_MARKER": marker,
+        "BENCH_DURATION": str(duration),
+        "BENCH_DRAIN": str(drain),
+        "BENCH_DRAIN_PATH": drain_path,
+        "BENCH_HEADERS": headers,
+    }
+    # One connection per thread: the script times each counted request itself (see logged.lua).
+    threads = connections
+    command = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{int(duration)}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        base,
+    ]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^BENCH_JSON (.*)$", output, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{output}")
+    result = json.loads(match.group(1))
+    # Throughput counts only the logged predictions, over the time they were being sent.
+    result["rps"] = result["ok"] / (duration - drain)
+    result["p50_ms"] = result["latency_us"]["p50"] / 1e3
+    result["p99_ms"] = result["latency_us"]["p99"] / 1e3
+    result["connections"] = connections
+    result["threads"] = threads
+    return result
+
+
+# --- Phases ----------------------------------------------------------------------------------------
+
+
+def training(repeat: int) -> dict:
+    # OpenBLAS core-type overrides set on these machines slow a current NumPy (see the environment
+    # notes); they are removed for this measurement alone, and the kernel in use is recorded.
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    out = subprocess.run(
+        [str(PYTHON), str(BENCH / "fit_bench.py"), "--repeat", str(repeat)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def manage(env: dict, *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def image_command() -> list[str]:
+    """The Dockerfile's CMD, with gunicorn taken from the project's virtualenv."""
+    text = (ROOT / "Dockerfile").read_text()
+    cmd = json.loads(re.findall(r"^CMD (\[.*\])\s*$", text, re.MULTILINE)[-1])
+    if cmd[0] == "gunicorn":
+        cmd[0] = str(ROOT / ".venv" / "bin" / "gunicorn")
+    return cmd
+
+
+def active_line(database_url: str) -> tuple[int, float, float]:
+    connection = _connect(database_url)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version, slope, intercept FROM predictor_modelversion WHERE status = 'active'")
+        row = cursor.fetchone()
+    connection.close()
+    return row
+
+
+def median_of(values):
+    return statistics.median(values) if values else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Benchmark our service against the FastAPI reference.")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="PostgreSQL database to create (dropped first!). Default %(default)s.",
+    )
+    parser.add_argument("--duration", type=int, default=10, help="Seconds per wrk run (default 10).")
+    parser.add_argument("--connections", default="1,16,64", help="wrk connection counts for single predictions.")
+    parser.add_argument("--starts", type=int, default=3, help="Server starts timed, median reported (default 3).")
+    parser.add_argument("--fit-repeat", type=int, default=51, help="Timed fits per method (default 51).")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="WEB_CONCURRENCY for gunicorn (default: gunicorn.conf.py's own default).",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="Record a py-spy profile of every worker during the 16-connection run."
+    )
+    parser.add_argument("--output", default=str(RESULTS / "latest"), help="Results path without extension.")
+    args = parser.parse_args()
+    connections = [int(c) for c in args.connections.split(",")]
+    drain = 0.5
+    began = time.perf_counter()
+
+    if not (BENCH_VENV / "uvicorn").exists():
+        raise SystemExit(
+            "bench/.venv is missing: python3.11 -m venv bench/.venv && "
+            "bench/.venv/bin/pip install -r bench/requirements.txt"
+        )
+
+    results: dict = {
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_average_before": os.getloadavg(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "git": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip(),
+        },
+        "settings": {
+            "duration_s": args.duration,
+            "drain_s": drain,
+            "connections": connections,
+            "batch_size": BATCH_SIZE,
+        },
+    }
+
+    log("training: timing every fitting method")
+    results["training"] = training(args.fit_repeat)
+
+    workdir = Path(tempfile.mkdtemp(prefix="bmi-bench-"))
+    servers: list[Server] = []
+    try:
+        log(f"database: recreating {urlparse(args.database_url).path.lstrip('/')}")
+        recreate_database(args.database_url)
+        results["postgres"] = server_settings(args.database_url)
+        django_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "bmiproject.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-only-not-a-secret-" + "x" * 40,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": args.database_url,
+            "STATIC_ROOT": str(workdir / "static"),
+            "PREDICTOR_THROTTLE_PREDICT": "off",
+            "PREDICTOR_THROTTLE_BATCH": "off",
+            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+        }
+        if args.workers:
+            django_env["WEB_CONCURRENCY"] = str(args.workers)
+        manage(django_env, "migrate", "--no-input")
+        manage(django_env, "collectstatic", "--no-input")
+        train_times = [manage(django_env, "train", "--seed", str(seed)) for seed in range(3)]
+        results["training"]["manage_py_train_s"] = {"median": median_of(train_times), "all": train_times}
+        _version, slope, intercept = active_line(args.database_url)
+
+        # Start-up: each server is started and stopped a few times; the last start stays up.
+        our_port, ref_port = free_port(), free_port()
+        ours = Server(
+            "gunicorn",
+            image_command(),
+            {**django_env, "PORT": str(our_port)},
+            f"http://127.0.0.1:{our_port}/readyz",
+            workdir / "gunicorn.log",
+        )
+        ref_env = {**os.environ, "REFERENCE_W": repr(slope), "REFERENCE_B": repr(intercept)}
+        reference = Server(
+            "uvicorn",
+            [
+                str(BENCH_VENV / "uvicorn"),
+                "app:app",
+                "--app-dir",
+                str(BENCH / "reference"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ref_port),
+                "--workers",
+                "1",
+            ],
+            ref_env,
+            f"http://127.0.0.1:{ref_port}/health",
+            workdir / "uvicorn.log",
+        )
+        starts = {"ours": [], "reference": []}
+        for _ in range(args.starts):
+            for key, server in (("ours", ours), ("reference", reference)):
+                log(f"start-up: {server.name}")
+                starts[key].append(server.start())
+                server.stop()
+                time.sleep(0.5)
+        results["startup_s"] = {k: {"median": median_of(v), "all": v} for k, v in starts.items()}
+        ours.start()
+        servers.append(ours)
+        reference.start()
+        servers.append(reference)
+        results["gunicorn"] = {"workers": len(ours.serving_pids()), "command": image_command()}
+
+        rng = random.Random(0)
+        bodies = {}
+        single = workdir / "single.json"
+        single.write_text(json.dumps({"bmi": 27.4}))
+        single_ref = workdir / "single_ref.json"
+        single_ref.write_text(json.dumps({"input": 27.4}))
+        bmis = [round(rng.uniform(18.0, 42.0), 2) for _ in range(BATCH_SIZE)]
+        batch = workdir / "batch.json"
+        batch.write_text(json.dumps({"bmi": bmis}))
+        batch_ref = workdir / "batch_ref.json"
+        batch_ref.write_text(json.dumps({"input": bmis}))
+        bodies = {
+            "ours": {
+                "predict": (f"http://127.0.0.1:{our_port}", "/api/v1/predict", single, '"prediction"'),
+                "batch": (f"http://127.0.0.1:{our_port}", "/api/v1/predict/batch", batch, '"batch_id"'),
+            },
+            "reference": {
+                "predict": (f"http://127.0.0.1:{ref_port}", "/stream", single_ref, '"output"'),
+                "batch": (f"http://127.0.0.1:{ref_port}", "/batch", batch_ref, '"output"'),
+            },
+        }
+        counter = LogCounter(args.database_url)
+
+        def load(side: str, kind: str, c: int, duration: float, *, count: bool = True) -> dict:
+            base, path, body, marker = bodies[side][kind]
+            result = run_wrk(
+                base,
+                path,
+                body,
+                marker,
+                c,
+                duration,
+                headers=OUR_HEADERS if side == "ours" else "",
+                drain_path="/healthz" if side == "ours" else "/health",
+                drain=drain,
+            )
+            if side == "ours":
+                rows = counter.new_rows()
+                expected = result["ok"] * (BATCH_SIZE if kind == "batch" else 1)
+                result["log_rows"] = rows["rows"]
+                result["logged_2xx_equal"] = rows["rows"] == expected and result["other"] == 0
+                if kind == "batch":
+                    result["log_batches"] = rows["batches"]
+            log(
+                f"{side:9} {kind:7} c={c:<3} {result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  "
+                f"p99 {result['p99_ms']:7.2f} ms  2xx {result['ok']}"
+                + (f"  rows {result['log_rows']}" if side == "ours" else "")
+            )
+            return result
+
+        log("warm-up")
+        for side in ("ours", "reference"):
+            load(side, "predict", 16, 3)
+            load(side, "batch", 1, 2)
+
+        # Interleaved: each scenario runs on the reference and on ours back to back, so a change in
+        # the machine's background load during the run affects both sides alike.
+        runs = {"ours": {"predict": {}, "batch": {}}, "reference": {"predict": {}, "batch": {}}}
+        for c in connections:
+            for side in ("reference", "ours"):
+                profiler = None
+                if args.profile and side == "ours" and c == 16:
+                    profile_path = RESULTS / "profile_predict_c16.speedscope.json"
+                    profiler = subprocess.Popen(
+                        [
+                            str(BENCH_VENV / "py-spy"),
+                            "record",
+                            "--pid",
+                            str(ours.process.pid),
+                            "--subprocesses",
+                            "--rate",
+                            "250",
+                            "--format",
+                            "speedscope",
+                            "--output",
+                            str(profile_path),
+                            "--duration",
+                            str(int(args.duration)),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                runs[side]["predict"][str(c)] = load(side, "predict", c, args.duration)
+                if profiler is not None:
+                    profiler.wait()
+        for side in ("reference", "ours"):
+            runs[side]["batch"]["1"] = load(side, "batch", 1, args.duration)
+        results["load"] = runs
+
+        results["memory_mib"] = {
+            "ours_workers": [memory(pid) for pid in ours.serving_pids()],
+            "ours_master": memory(ours.process.pid),
+            "reference": memory(reference.process.pid),
+        }
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    results["machine"]["load_average_after"] = os.getloadavg()
+    results["elapsed_s"] = time.perf_counter() - began
+    results["summary"] = summarize(results)
+    write(results, Path(args.output))
+    print(markdown(results))
+    return 0
+
+
+# --- Reporting -------------------------------------------------------------------------------------
+
+
+def summarize(r: dict) -> list[dict]:
+    t = r["training"]["methods"]
+    ours_p = r["load"]["ours"]["predict"]
+    ref_p = r["load"]["reference"]["predict"]
+    ours_b = r["load"]["ours"]["batch"]["1"]
+    ref_b = r["load"]["reference"]["batch"]["1"]
+    workers = r["memory_mib"]["ours_workers"]
+    worker_pss = statistics.median(w["pss_mib"] for w in workers)
+    worker_uss = statistics.median(w["uss_mib"] for w in workers)
+    ref_mem = r["memory_mib"]["reference"]
+    rows = []
+
+    def row(what, ours, reference, ratio, target, met, unit=""):
+        rows.append(
+            {
+                "what": what,
+                "ours": ours,
+                "reference": reference,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+                "unit": unit,
+            }
+        )
+
+    fit_ratio = t["ours"]["median_ms"] / t["sklearn_sgd_pipeline"]["median_ms"]
+    row(
+        "Fit time, median (ms): ours vs scikit-learn SGD pipeline",
+        t["ours"]["median_ms"],
+        t["sklearn_sgd_pipeline"]["median_ms"],
+        fit_ratio,
+        "< 1.0",
+        fit_ratio < TARGETS["fit_ratio_vs_sklearn"],
+    )
+    row(
+        "Fit time, median (ms): ours vs original loop",
+        t["ours"]["median_ms"],
+        t["original_loop"]["median_ms"],
+        t["ours"]["median_ms"] / t["original_loop"]["median_ms"],
+        "-",
+        None,
+    )
+    row(
+        "Fit time, median (ms): ours vs closed form",
+        t["ours"]["median_ms"],
+        t["closed_form"]["median_ms"],
+        t["ours"]["median_ms"] / t["closed_form"]["median_ms"],
+        "-",
+        None,
+    )
+    gap = abs(t["ours"]["r2_test"] - t["closed_form"]["r2_test"])
+    row(
+        "Held-out R²: ours vs closed form (gap)",
+        t["ours"]["r2_test"],
+        t["closed_form"]["r2_test"],
+        gap,
+        "gap <= 0.001",
+        gap <= TARGETS["r2_gap_vs_closed_form"],
+    )
+    row("`manage.py train`, whole process (s)", r["training"]["manage_py_train_s"]["median"], None, None, "-", None)
+    for c, ours in ours_p.items():
+        ref = ref_p[c]
+        ratio = ours["rps"] / ref["rps"]
+        target = f">= {TARGETS['predict_rps_ratio_c16']}" if c == "16" else "-"
+        met = ratio >= TARGETS["predict_rps_ratio_c16"] if c == "16" else None
+        row(f"Single predictions, {c} conn.: requests/s", ours["rps"], ref["rps"], ratio, target, met)
+        row(
+            f"Single predictions, {c} conn.: p50 (ms)",
+            ours["p50_ms"],
+            ref["p50_ms"],
+            ours["p50_ms"] / ref["p50_ms"],
+            "-",
+            None,
+        )
+        p99_target = f"< {TARGETS['predict_p99_ms_c16']:g} ms" if c == "16" else "-"
+        p99_met = ours["p99_ms"] < TARGETS["predict_p99_ms_c16"] if c == "16" else None
+        row(
+            f"Single predictions, {c} conn.: p99 (ms)",
+            ours["p99_ms"],
+            ref["p99_ms"],
+            ours["p99_ms"] / ref["p99_ms"],
+            p99_target,
+            p99_met,
+        )
+    batch_ratio = ours_b["p50_ms"] / ref_b["p50_ms"]
+    row(
+        f"Batch of {BATCH_SIZE:,}, 1 conn.: p50 (ms)",
+        ours_b["p50_ms"],
+        ref_b["p50_ms"],
+        batch_ratio,
+        f"<= {TARGETS['batch_p50_ratio_c1']}",
+        batch_ratio <= TARGETS["batch_p50_ratio_c1"],
+    )
+    mem_ratio = worker_pss / ref_mem["pss_mib"]
+    row(
+        "Memory of one serving worker after load: PSS (MiB)",
+        worker_pss,
+        ref_mem["pss_mib"],
+        mem_ratio,
+        f"<= {TARGETS['worker_memory_ratio']}",
+        mem_ratio <= TARGETS["worker_memory_ratio"],
+    )
+    row(
+        "Memory of one serving worker after load: USS (MiB)",
+        worker_uss,
+        ref_mem["uss_mib"],
+        worker_uss / ref_mem["uss_mib"],
+        "-",
+        None,
+    )
+    row(
+        "Memory of one serving worker after load: RSS (MiB)",
+        statistics.median(w["rss_mib"] for w in workers),
+        ref_mem["rss_mib"],
+        statistics.median(w["rss_mib"] for w in workers) / ref_mem["rss_mib"],
+        "-",
+        None,
+    )
+    start = r["startup_s"]
+    row(
+        "Start-up to first 200 on /readyz (s, median)",
+        start["ours"]["median"],
+        start["reference"]["median"],
+        start["ours"]["median"] / start["reference"]["median"],
+        "< 1 s",
+        start["ours"]["median"] < TARGETS["startup_s"],
+    )
+    checks = [(f"predict c={c}", v) for c, v in ours_p.items()] + [("batch c=1", ours_b)]
+    lost_ok = all(v["logged_2xx_equal"] for _, v in checks)
+    detail = ", ".join(f"{name}: {v['ok']} 2xx / {v['log_rows']} rows" for name, v in checks)
+    row(
+        f"Nothing lost: log rows = logged 2xx ({detail})", sum(v["ok"] for _, v in checks), None, None, "equal", lost_ok
+    )
+    return rows
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    t = r["training"]["methods"]
+    lines = [
+        f"Benchmark run {r['started_at']} on {m['cpus']} CPUs (load average before "
+        f"{m['load_average_before'][0]:.2f}, after {m['load_average_after'][0]:.2f}), commit {m['git']}, "
+        f"{r['elapsed_s']:.0f} s. gunicorn: {r['gunicorn']['workers']} workers (Dockerfile CMD); "
+        f"reference: FastAPI + plain uvicorn, 1 worker. PostgreSQL {r['postgres']['server_version']}, "
+        f"synchronous_commit={r['postgres']['synchronous_commit']}. wrk: {r['settings']['duration_s']:g} s per run.",
+        "",
+        "| Measure | Ours | Reference | Ratio | Target | Met? |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in r["summary"]:
+        lines.append(
+            f"| {row['what']} | {_fmt(row['ours'])} | {_fmt(row['reference'])} | {_fmt(row['ratio'])} | "
+            f"{row['target']} | {_fmt(row['met'])} |"
+        )
+    lines += [
+        "",
+        "Training methods (median of repeated fits on the standard split, "
+        f"{r['training']['n_train']} train / {r['training']['n_test']} test rows):",
+        "",
+        "| Method | Median (ms) | Held-out R² |",
+        "| --- | ---: | ---: |",
+    ]
+    names = {
+        "ours": "SGDLinearRegression (defaults)",
+        "sklearn_sgd_pipeline": "StandardScaler + SGDRegressor (tuned)",
+        "closed_form": "LinearRegression (closed form)",
+        "original_loop": "Original loop (15,000 steps)",
+    }
+    for key, name in names.items():
+        lines.append(f"| {name} | {t[key]['median_ms']:.3f} | {t[key]['r2_test']:.5f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict, base: Path) -> None:
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    base.with_suffix(".md").write_text(markdown(results))
+    log(f"wrote {base.with_suffix('.json')} and {base.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
