@@ -37,6 +37,7 @@ def monitoring_page(request):
         "panels": panels,
         "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
         "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
+        "nav": "monitoring",
     }
     return render(request, "predictor/monitoring.html", context)
 
