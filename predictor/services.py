@@ -24,6 +24,7 @@ from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEven
 # Loss curves are stored downsampled: enough points for a chart, bounded row size.
 LOSS_CURVE_POINTS = 200
 TRAINING_SAMPLE_POINTS = 500
+RANDOM_STATE_MAX = 2**31 - 1
 
 
 class RegistryError(Exception):
@@ -89,6 +90,9 @@ def model_version_train(
     hyperparameters or data before anything is written.
     """
     threshold = default_threshold() if threshold is None else float(threshold)
+    # ModelVersion.random_state is a 32-bit column; a larger seed would fail at the INSERT.
+    if random_state is not None and not 0 <= random_state <= RANDOM_STATE_MAX:
+        raise ValueError(f"random_state must be between 0 and {RANDOM_STATE_MAX}, got {random_state}.")
     estimator = SGDLinearRegression(
         learning_rate=learning_rate,
         decay=decay,

@@ -291,7 +291,7 @@ class TrainInputSerializer(serializers.Serializer):
     decay = StrictFloatField(required=False, default=2.0, min_value=0.0, max_value=100.0, help_text="Step decay.")
     epochs = StrictIntegerField(required=False, default=1000, min_value=1, max_value=10_000, help_text="Max epochs.")
     tol = StrictFloatField(required=False, default=1e-6, min_value=0.0, max_value=1.0, help_text="Stop tolerance.")
-    seed = StrictIntegerField(required=False, default=0, min_value=0, max_value=2**32 - 1, help_text="Random seed.")
+    seed = StrictIntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1, help_text="Random seed.")
     threshold = StrictFloatField(
         required=False,
         allow_null=True,
