@@ -20,3 +20,6 @@ from bmiproject.settings import *  # noqa: F403
 # The manifest storage needs `collectstatic` first; tests render templates without it. The
 # gunicorn integration test runs the production storage after a real collectstatic.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# Serve static files from the apps' folders, as runserver does, instead of a collected STATIC_ROOT.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
