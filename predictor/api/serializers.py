@@ -85,25 +85,38 @@ class StrictFloatField(serializers.Field):
         return float(value)
 
 
+class SettingsRangeFloatField(StrictFloatField):
+    """A finite JSON number between two settings, read at request time so an override takes effect.
+
+    Subclasses name the settings; both range messages get both bounds, so an error reads
+    "between 10 and 80" whichever side was crossed.
+    """
+
+    min_setting: str
+    max_setting: str
+
+    def bounds(self):
+        return getattr(settings, self.min_setting), getattr(settings, self.max_setting)
+
+    def fail(self, key, **kwargs):
+        low, high = self.bounds()
+        kwargs.setdefault("min_value", low)
+        kwargs.setdefault("max_value", high)
+        super().fail(key, **kwargs)
+
+
 @extend_schema_field(
     {"type": "number", "format": "double", "minimum": settings.PREDICTOR_BMI_MIN, "maximum": settings.PREDICTOR_BMI_MAX}
 )
-class BMIField(StrictFloatField):
-    """BMI in kg/m², within ``PREDICTOR_BMI_MIN``..``PREDICTOR_BMI_MAX`` (read at request time)."""
+class BMIField(SettingsRangeFloatField):
+    """BMI in kg/m², within ``PREDICTOR_BMI_MIN``..``PREDICTOR_BMI_MAX``."""
 
+    min_setting, max_setting = "PREDICTOR_BMI_MIN", "PREDICTOR_BMI_MAX"
     default_error_messages = {
         "invalid": "Must be a JSON number (kg/m²), not {type}.",
         "min_value": "Must be between {min_value:g} and {max_value:g} kg/m².",
         "max_value": "Must be between {min_value:g} and {max_value:g} kg/m².",
     }
-
-    def bounds(self):
-        return settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX
-
-    def fail(self, key, **kwargs):
-        kwargs.setdefault("min_value", settings.PREDICTOR_BMI_MIN)
-        kwargs.setdefault("max_value", settings.PREDICTOR_BMI_MAX)
-        super().fail(key, **kwargs)
 
 
 class StrictIntegerField(serializers.IntegerField):

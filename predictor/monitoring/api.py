@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from predictor import selectors
 from predictor.api.exceptions import Conflict
 from predictor.api.schema import errors
-from predictor.api.serializers import StrictFloatField
+from predictor.api.serializers import SettingsRangeFloatField
 from predictor.monitoring import services, stats
 
 
@@ -29,22 +29,15 @@ from predictor.monitoring import services, stats
         "maximum": settings.PREDICTOR_OUTCOME_MAX,
     }
 )
-class ObservedField(StrictFloatField):
-    """Observed progression: a finite JSON number within ``PREDICTOR_OUTCOME_MIN``..``MAX`` (read per request)."""
+class ObservedField(SettingsRangeFloatField):
+    """Observed progression: a finite JSON number within ``PREDICTOR_OUTCOME_MIN``..``MAX``."""
 
+    min_setting, max_setting = "PREDICTOR_OUTCOME_MIN", "PREDICTOR_OUTCOME_MAX"
     default_error_messages = {
         "invalid": "Must be a JSON number (the observed progression), not {type}.",
         "min_value": "Must be between {min_value:g} and {max_value:g} (plausible progression).",
         "max_value": "Must be between {min_value:g} and {max_value:g} (plausible progression).",
     }
-
-    def bounds(self):
-        return settings.PREDICTOR_OUTCOME_MIN, settings.PREDICTOR_OUTCOME_MAX
-
-    def fail(self, key, **kwargs):
-        kwargs.setdefault("min_value", settings.PREDICTOR_OUTCOME_MIN)
-        kwargs.setdefault("max_value", settings.PREDICTOR_OUTCOME_MAX)
-        super().fail(key, **kwargs)
 
 
 class OutcomeInputSerializer(serializers.Serializer):
