@@ -1,0 +1,126 @@
+"""Who may call what, for every URL the project has: discovered from the URLconf, not listed by hand.
+
+A new URL pattern fails ``test_every_url_pattern_is_classified`` until someone decides whether it
+is public, for signed-in users, or for staff; and every staff URL is then checked to refuse
+anonymous callers and signed-in non-staff users, for each HTTP method it might accept.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from predictor.models import PredictionLog
+
+PUBLIC = {
+    "predictor:predict",
+    "predictor:model-list",
+    "predictor:model-detail",
+    "api:predict",
+    "api:predict-batch",
+    "api:model-list",
+    "api:model-active",
+    "api:model-detail",
+    "api:schema",
+    "api:docs",
+}
+# Clinicians record outcomes with their own accounts; they need not be staff.
+AUTHENTICATED = {"monitoring:outcome-create"}
+STAFF = {
+    "api:model-train",
+    "api:model-rollback",
+    "api:model-promote",
+    "api:prediction-list",
+    "monitoring:page",
+    "monitoring:model-monitoring",
+    "monitoring:metrics",
+}
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _walk(patterns, prefix: str = "", namespace: str | None = None):
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue  # the admin site guards all its own views; tested below
+            ns = entry.namespace or namespace
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
+        elif isinstance(entry, URLPattern):
+            name = f"{namespace}:{entry.name}" if namespace else entry.name
+            yield name, prefix + str(entry.pattern)
+
+
+def discovered() -> dict[str, str]:
+    return dict(_walk(get_resolver().url_patterns))
+
+
+def _url(route: str, ids: dict[str, int]) -> str:
+    # <int:version> and friends become real ids, so a view that checks permissions late would
+    # answer 200 and be caught.
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids.get(m.group(1), 1)), route)
+
+
+@pytest.fixture
+def ids(active_version):
+    log = PredictionLog.objects.create(model_version=active_version, bmi=25.0, prediction=150.0, channel="api")
+    return {"version": active_version.version, "prediction_id": log.pk}
+
+
+def test_every_url_pattern_is_classified():
+    names = set(discovered())
+    unclassified = names - PUBLIC - AUTHENTICATED - STAFF
+    assert not unclassified, f"Decide who may use these, and add them to this test: {sorted(unclassified)}"
+    assert not (PUBLIC | AUTHENTICATED | STAFF) - names, "a listed URL no longer exists"
+
+
+def _refused(response, *, login_redirect_ok: bool = True) -> bool:
+    if response.status_code in (401, 403):
+        return True
+    # Staff pages (staff_member_required) send browsers to the admin login instead.
+    return login_redirect_ok and response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize("name", sorted(STAFF))
+def test_staff_urls_refuse_anonymous_and_non_staff_users_for_every_method(name, ids, plain_user, settings):
+    settings.PREDICTOR_METRICS_TOKEN = ""
+    settings.PREDICTOR_METRICS_ALLOWED_IPS = []
+    url = _url(discovered()[name], ids)
+    anonymous, plain = Client(), Client()
+    plain.force_login(plain_user)
+    checked = 0
+    for method in METHODS:
+        for who, client in (("anonymous", anonymous), ("non-staff", plain)):
+            response = client.generic(method.upper(), url, "{}", content_type="application/json")
+            if response.status_code == 405:
+                continue  # the method does not exist at all there
+            assert _refused(response), f"{method.upper()} {url} as {who}: {response.status_code}"
+            checked += 1
+    assert checked >= 2
+
+
+def test_authenticated_urls_refuse_anonymous_callers(ids):
+    for name in AUTHENTICATED:
+        url = _url(discovered()[name], ids)
+        response = Client().post(url, data={"observed": 100}, content_type="application/json")
+        assert response.status_code == 401, (url, response.status_code)
+
+
+def test_admin_refuses_anonymous_and_non_staff_users_on_every_registered_model(ids, plain_user):
+    plain = Client()
+    plain.force_login(plain_user)
+    urls = [reverse("admin:index")]
+    for model in admin.site._registry:
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
+        obj = model._default_manager.first()
+        if obj is not None:
+            urls.append(reverse(f"{prefix}_change", args=[obj.pk]))
+    assert len(urls) > 5
+    for url in urls:
+        for who, client in (("anonymous", Client()), ("non-staff", plain)):
+            response = client.get(url)
+            assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), (url, who)
