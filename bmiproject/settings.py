@@ -53,6 +53,14 @@ SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin")
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # No page of ours is meant to be framed; DENY rules out clickjacking.
 X_FRAME_OPTIONS = "DENY"
+# Sent by predictor.middleware.ContentSecurityPolicyMiddleware; "" turns it off. The pages need no
+# inline script or style and nothing from another host. /docs (Swagger UI) adds inline styles only.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+)
+CONTENT_SECURITY_POLICY_DOCS = CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 # --- End of production and security ----------------------------------------------------------
 
 INSTALLED_APPS = [
@@ -76,6 +84,7 @@ MIDDLEWARE = [
     # After the health checks (probes are not traffic); times everything else, per URL route.
     "predictor.monitoring.middleware.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "predictor.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -266,7 +266,9 @@ class SchemaView(SpectacularAPIView):
     throttle_classes = []
 
 
-class SwaggerView(SpectacularSwaggerView):
+class SwaggerView(SpectacularSwaggerSplitView):
+    # The split view serves Swagger UI's init script as a file (?script=), not inline, so the
+    # Content-Security-Policy can keep script-src 'self'.
     content_negotiation_class = DefaultContentNegotiation
     permission_classes = [AllowAny]
     throttle_classes = []

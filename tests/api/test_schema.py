@@ -99,4 +99,6 @@ def test_docs_page_loads_everything_from_our_own_static_files(api):
     assert len(static) >= 3  # the CSS, the bundle and the standalone preset
     for url in static:
         assert finders.find(url.removeprefix("/static/")), f"{url} is not one of our static files"
-    assert "/api/schema/" in html
+    # The init script is a same-origin file (script-src 'self' under the CSP), and it loads our schema.
+    assert '<script src="/docs?script="></script>' in html
+    assert "/api/schema/" in api.get("/docs?script=").content.decode()
