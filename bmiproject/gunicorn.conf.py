@@ -72,6 +72,20 @@ if _prometheus_dir:
             os.remove(os.path.join(_prometheus_dir, _name))
 
 
+def when_ready(server):
+    # With the app preloaded in the master, import what the first request would otherwise import
+    # in each worker (the URLconf, the views, DRF), then move every object into the permanent
+    # generation: a worker's garbage collections then never write to these objects, so their pages
+    # stay shared with the master copy-on-write instead of being copied into every worker.
+    if server.cfg.preload_app:
+        import gc
+
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns  # noqa: B018 - imports every view module
+        gc.freeze()
+
+
 def child_exit(server, worker):
     # A dead worker's gauges must stop counting as live; its counters stay in the totals.
     if _prometheus_dir:
