@@ -155,15 +155,15 @@ def _version_still_active(version: int) -> bool:
 def _bulk_log(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: str, batch_id: uuid.UUID) -> None:
     columns = ("model_version_id", "bmi", "prediction", "channel", "batch_id")
     if connection.vendor == "postgresql":
-        # COPY is several times faster than a multi-row INSERT for thousands of rows.
-        prefix = f"{version}\t"
-        suffix = f"\t{channel}\t{batch_id}\n"
-        buffer = io.StringIO(
-            "".join(f"{prefix}{b!r}\t{p!r}{suffix}" for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True))
-        )
+        # COPY is several times faster than a multi-row INSERT for thousands of rows, and its binary
+        # form is built by NumPy in one pass (no float formatting) and parsed by the server without
+        # float parsing: floats arrive bit for bit.
+        buffer = io.BytesIO(_binary_copy(version, bmis, predictions, channel, batch_id))
         # The raw psycopg2 cursor raises psycopg2 errors; wrap them as Django's, like every other query.
         with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.cursor.copy_expert(f"COPY {_LOG_TABLE} ({', '.join(columns)}) FROM STDIN", buffer)
+            cursor.cursor.copy_expert(
+                f"COPY {_LOG_TABLE} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buffer
+            )
         return
     rows = [(version, b, p, channel, batch_id.hex) for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True)]
     with connection.cursor() as cursor:
@@ -171,3 +171,41 @@ def _bulk_log(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: 
             f"INSERT INTO {_LOG_TABLE} ({', '.join(columns)}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
             rows,
         )
+
+
+# PostgreSQL's binary COPY: a signature, flags and header-extension length, then per row the field
+# count and each field as a 4-byte length and its big-endian value, then -1 as the trailer.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_COPY_TRAILER = b"\xff\xff"
+
+
+def _binary_copy(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: str, batch_id: uuid.UUID) -> bytes:
+    text = channel.encode()
+    row = np.dtype(
+        [
+            ("fields", ">i2"),
+            ("version_len", ">i4"),
+            ("version", ">i4"),
+            ("bmi_len", ">i4"),
+            ("bmi", ">f8"),
+            ("prediction_len", ">i4"),
+            ("prediction", ">f8"),
+            ("channel_len", ">i4"),
+            ("channel", f"S{len(text)}"),
+            ("batch_id_len", ">i4"),
+            ("batch_id", "S16"),
+        ]
+    )
+    rows = np.empty(bmis.shape[0], dtype=row)
+    rows["fields"] = 5
+    rows["version_len"] = 4
+    rows["version"] = version
+    rows["bmi_len"] = 8
+    rows["bmi"] = bmis
+    rows["prediction_len"] = 8
+    rows["prediction"] = predictions
+    rows["channel_len"] = len(text)
+    rows["channel"] = text
+    rows["batch_id_len"] = 16
+    rows["batch_id"] = batch_id.bytes
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER
