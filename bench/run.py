@@ -18,6 +18,7 @@ PostgreSQL, so neither side gets the machine to itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -171,6 +172,35 @@ def memory(pid: int) -> dict:
     return {"rss_mib": fields["Rss"] / 1024, "pss_mib": fields["Pss"] / 1024, "uss_mib": uss / 1024}
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU of a process (and, if asked, of its children it has already reaped)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped_children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime: workers recycled by max_requests
+    return used / _TICKS
+
+
+def backend_cpu_seconds(url: str) -> float:
+    """CPU of the PostgreSQL backends serving the benchmark database (same machine; approximate:
+    a backend that exits during a run takes its CPU with it)."""
+    connection = _connect(url)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += cpu_seconds(pid)
+    return total
+
+
 class Server:
     def __init__(self, name: str, command: list[str], env: dict, ready_url: str, logfile: Path):
         self.name = name
@@ -202,6 +232,14 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by the server: the master, its live and its recycled workers."""
+        total = cpu_seconds(self.process.pid, reaped_children=True)
+        for pid in children(self.process.pid):
+            with contextlib.suppress(FileNotFoundError):
+                total += cpu_seconds(pid)
+        return total
 
     def serving_pids(self) -> list[int]:
         """The processes that answer requests: gunicorn's workers, or uvicorn itself."""
@@ -456,6 +494,9 @@ def main() -> int:
 
         def load(side: str, kind: str, c: int, duration: float, *, count: bool = True) -> dict:
             base, path, body, marker = bodies[side][kind]
+            server = ours if side == "ours" else reference
+            cpu_before = server.cpu()
+            pg_before = backend_cpu_seconds(args.database_url) if side == "ours" else 0.0
             result = run_wrk(
                 base,
                 path,
@@ -467,7 +508,14 @@ def main() -> int:
                 drain_path="/healthz" if side == "ours" else "/health",
                 drain=drain,
             )
+            # CPU per answered request is steadier than requests/s on a shared machine: it does not
+            # depend on how much CPU the other tenants left us during the run.
+            answered = max(1, result["ok"] + result["drained"])
+            result["cpu_ms_per_request"] = (server.cpu() - cpu_before) * 1e3 / answered
             if side == "ours":
+                result["postgres_cpu_ms_per_request"] = (
+                    (backend_cpu_seconds(args.database_url) - pg_before) * 1e3 / answered
+                )
                 rows = counter.new_rows()
                 expected = result["ok"] * (BATCH_SIZE if kind == "batch" else 1)
                 result["log_rows"] = rows["rows"]
@@ -624,6 +672,16 @@ def summarize(r: dict) -> list[dict]:
             ours["p99_ms"] / ref["p99_ms"],
             p99_target,
             p99_met,
+        )
+    ours16, ref16 = ours_p.get("16"), ref_p.get("16")
+    if ours16 and ref16:
+        row(
+            "Single predictions, 16 conn.: server CPU per request (ms; ours + PostgreSQL backends)",
+            ours16["cpu_ms_per_request"] + ours16["postgres_cpu_ms_per_request"],
+            ref16["cpu_ms_per_request"],
+            (ours16["cpu_ms_per_request"] + ours16["postgres_cpu_ms_per_request"]) / ref16["cpu_ms_per_request"],
+            "-",
+            None,
         )
     batch_ratio = ours_b["p50_ms"] / ref_b["p50_ms"]
     row(
