@@ -57,11 +57,12 @@ def test_no_secret_in_any_tracked_file():
 
 @pytest.mark.parametrize(
     "sample",
+    # Split in two, so that this file does not trip the scan above.
     [
-        "-----BEGIN RSA PRIVATE KEY-----",
-        "AKIAIOSFODNN7EXAMPLE",
-        "SECRET_KEY = 'k3y-that-someone-pasted-in-here'",
-        "DATABASE_URL=postgres://app:s3cr3tpassw0rd@db.internal:5432/bmi",
+        "-----BEGIN RSA " + "PRIVATE KEY-----",
+        "AKIA" + "IOSFODNN7EXAMPLE",
+        "SECRET_KEY = " + "'k3y-that-someone-pasted-in-here'",
+        "DATABASE_URL=postgres://app:" + "s3cr3tpassw0rd@db.internal:5432/bmi",
     ],
 )
 def test_the_secret_scan_recognises_what_it_looks_for(sample):
