@@ -118,7 +118,10 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
-        conn_health_checks=True,
+        # A reused connection is pinged (SELECT 1) before its first query in each request, so one
+        # dropped by a database restart is replaced instead of failing a request. Off saves that
+        # round trip (about 14% more predictions/s in bench/), at one 503 per stale connection.
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", True),
     )
 }
 
