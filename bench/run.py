@@ -717,6 +717,15 @@ def summarize(r: dict) -> list[dict]:
         "-",
         None,
     )
+    server_pss = sum(w["pss_mib"] for w in workers) + r["memory_mib"]["ours_master"]["pss_mib"]
+    row(
+        f"Memory of the whole server (master + {len(workers)} workers): PSS (MiB)",
+        server_pss,
+        ref_mem["pss_mib"],
+        server_pss / ref_mem["pss_mib"],
+        "-",
+        None,
+    )
     start = r["startup_s"]
     row(
         "Start-up to first 200 on /readyz (s, median)",
