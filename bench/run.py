@@ -184,9 +184,8 @@ def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
     return used / _TICKS
 
 
-def backend_cpu_seconds(url: str) -> float:
-    """CPU of the PostgreSQL backends serving the benchmark database (same machine; approximate:
-    a backend that exits during a run takes its CPU with it)."""
+def backend_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the benchmark database (same machine)."""
     connection = _connect(url)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -194,11 +193,16 @@ def backend_cpu_seconds(url: str) -> float:
         )
         pids = [row[0] for row in cursor.fetchall()]
     connection.close()
-    total = 0.0
+    used = {}
     for pid in pids:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            total += cpu_seconds(pid)
-    return total
+            used[pid] = cpu_seconds(pid)
+    return used
+
+
+def backend_cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    # A lower bound: a backend that exited during the run (CONN_MAX_AGE) took its CPU with it.
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 class Server:
@@ -496,7 +500,7 @@ def main() -> int:
             base, path, body, marker = bodies[side][kind]
             server = ours if side == "ours" else reference
             cpu_before = server.cpu()
-            pg_before = backend_cpu_seconds(args.database_url) if side == "ours" else 0.0
+            pg_before = backend_cpu(args.database_url) if side == "ours" else {}
             result = run_wrk(
                 base,
                 path,
@@ -514,7 +518,7 @@ def main() -> int:
             result["cpu_ms_per_request"] = (server.cpu() - cpu_before) * 1e3 / answered
             if side == "ours":
                 result["postgres_cpu_ms_per_request"] = (
-                    (backend_cpu_seconds(args.database_url) - pg_before) * 1e3 / answered
+                    backend_cpu_used(pg_before, backend_cpu(args.database_url)) * 1e3 / answered
                 )
                 rows = counter.new_rows()
                 expected = result["ok"] * (BATCH_SIZE if kind == "batch" else 1)
@@ -676,7 +680,7 @@ def summarize(r: dict) -> list[dict]:
     ours16, ref16 = ours_p.get("16"), ref_p.get("16")
     if ours16 and ref16:
         row(
-            "Single predictions, 16 conn.: server CPU per request (ms; ours + PostgreSQL backends)",
+            "Single predictions, 16 conn.: CPU per request (ms; ours: gunicorn + PostgreSQL backends)",
             ours16["cpu_ms_per_request"] + ours16["postgres_cpu_ms_per_request"],
             ref16["cpu_ms_per_request"],
             (ours16["cpu_ms_per_request"] + ours16["postgres_cpu_ms_per_request"]) / ref16["cpu_ms_per_request"],
