@@ -25,6 +25,8 @@ from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEven
 LOSS_CURVE_POINTS = 200
 TRAINING_SAMPLE_POINTS = 500
 RANDOM_STATE_MAX = 2**31 - 1
+# The estimator's own defaults, so the command, the API and this service can never disagree.
+DEFAULT_HYPERPARAMETERS = SGDLinearRegression().get_params()
 
 
 class RegistryError(Exception):
@@ -72,10 +74,10 @@ def _lock_registry() -> None:
 def model_version_train(
     *,
     dataset: Dataset,
-    learning_rate: float = 0.01,
-    decay: float = 0.5,
-    max_epochs: int = 1000,
-    tol: float = 1e-6,
+    learning_rate: float = DEFAULT_HYPERPARAMETERS["learning_rate"],
+    decay: float = DEFAULT_HYPERPARAMETERS["decay"],
+    max_epochs: int = DEFAULT_HYPERPARAMETERS["max_epochs"],
+    tol: float = DEFAULT_HYPERPARAMETERS["tol"],
     random_state: int | None = 0,
     threshold: float | None = None,
     promote: bool = True,

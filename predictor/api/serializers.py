@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from predictor import services
 from predictor.models import ModelVersion, PredictionLog
 
 PREDICTION_UNIT = "disease progression score one year after baseline (diabetes data set scale, about 25 to 346)"
@@ -295,25 +296,52 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
         read_only_fields = fields
 
 
+# The estimator's defaults, so an empty training request trains exactly what `manage.py train` does.
+DEFAULTS = services.DEFAULT_HYPERPARAMETERS
+
+
 class TrainInputSerializer(serializers.Serializer):
     """Hyperparameters for a new version; every one is optional. Trains on the diabetes data."""
 
     learning_rate = StrictFloatField(
-        required=False, default=0.01, min_value=0.0, exclusive_min=True, max_value=1.0, help_text="SGD step size."
+        required=False,
+        default=DEFAULTS["learning_rate"],
+        min_value=0.0,
+        exclusive_min=True,
+        max_value=1.0,
+        help_text="SGD step size.",
     )
-    decay = StrictFloatField(required=False, default=2.0, min_value=0.0, max_value=100.0, help_text="Step decay.")
-    epochs = StrictIntegerField(required=False, default=1000, min_value=1, max_value=10_000, help_text="Max epochs.")
-    tol = StrictFloatField(required=False, default=1e-6, min_value=0.0, max_value=1.0, help_text="Stop tolerance.")
-    seed = StrictIntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1, help_text="Random seed.")
+    decay = StrictFloatField(
+        required=False, default=DEFAULTS["decay"], min_value=0.0, max_value=100.0, help_text="Step decay."
+    )
+    epochs = StrictIntegerField(
+        required=False, default=DEFAULTS["max_epochs"], min_value=1, max_value=10_000, help_text="Max epochs."
+    )
+    tol = StrictFloatField(
+        required=False, default=DEFAULTS["tol"], min_value=0.0, max_value=1.0, help_text="Stop tolerance."
+    )
+    seed = StrictIntegerField(
+        required=False, default=0, min_value=0, max_value=services.RANDOM_STATE_MAX, help_text="Random seed."
+    )
     threshold = StrictFloatField(
         required=False,
         allow_null=True,
         default=None,
         min_value=-1.0,
         max_value=1.0,
-        help_text="Held-out R² to exceed; default PREDICTOR_PROMOTION_THRESHOLD.",
+        help_text="Held-out R² to exceed; default PREDICTOR_PROMOTION_THRESHOLD, which the API may raise, not lower.",
     )
     promote = StrictBooleanField(required=False, default=True, help_text="Promote when it passes the gate.")
+
+    def validate_threshold(self, value):
+        # Over HTTP the gate can only be tightened: lowering it would let any staff account put a
+        # weak model into service. An operator with a shell can still use `train --threshold`.
+        if value is not None and value < settings.PREDICTOR_PROMOTION_THRESHOLD:
+            raise serializers.ValidationError(
+                f"Must be at least the configured gate {settings.PREDICTOR_PROMOTION_THRESHOLD:g}; "
+                "the API can raise the threshold, not lower it."
+            )
+        return value
 
 
 class TrainOutputSerializer(ModelVersionDetailSerializer):

@@ -196,11 +196,18 @@ def test_train_without_promote_keeps_a_candidate(staff_token_client, db):
     assert response.json()["hyperparameters"]["max_epochs"] == 200
 
 
-def test_train_with_an_empty_body_uses_the_defaults(staff_token_client, db):
+def test_train_with_an_empty_body_trains_what_the_command_trains(staff_token_client, db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
     response = staff_token_client.generic("POST", "/api/v1/models/train")
+    call_command("train", "--no-promote", stdout=StringIO())
 
     assert response.status_code == 201
-    assert response.json()["hyperparameters"]["learning_rate"] == 0.01
+    from_cli = ModelVersion.objects.get(status="candidate")
+    assert response.json()["hyperparameters"] == from_cli.hyperparameters
+    assert response.json()["metrics"]["r2_test"] == from_cli.r2_test  # the same model, bit for bit
 
 
 @pytest.mark.parametrize(
@@ -213,6 +220,10 @@ def test_train_with_an_empty_body_uses_the_defaults(staff_token_client, db):
         ({"epochs": 10**6}, "epochs: Ensure this value is less than or equal to 10000."),
         ({"seed": -1}, "seed: Ensure this value is greater than or equal to 0."),
         ({"threshold": 2}, "threshold: Must be at most 1."),
+        (
+            {"threshold": 0.1},
+            "threshold: Must be at least the configured gate 0.4; the API can raise the threshold, not lower it.",
+        ),
         ({"promote": "yes"}, "promote: Must be true or false, not a string."),
         ({"decay": None}, "decay: This field may not be null."),
     ],

@@ -15,17 +15,25 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--epochs", type=int, default=1000, help="Maximum epochs of SGD (default 1000).")
+        defaults = services.DEFAULT_HYPERPARAMETERS
+        parser.add_argument(
+            "--epochs", type=int, default=defaults["max_epochs"], help="Maximum epochs of SGD (default %(default)s)."
+        )
         parser.add_argument(
             "--learning-rate",
             type=float,
-            default=0.01,
-            help="Initial SGD step size, standardized data (default 0.01).",
+            default=defaults["learning_rate"],
+            help="Initial SGD step size, standardized data (default %(default)s).",
         )
         parser.add_argument(
-            "--decay", type=float, default=0.5, help="Step-size decay: eta_t = lr / (1 + lr * decay * t) (default 0.5)."
+            "--decay",
+            type=float,
+            default=defaults["decay"],
+            help="Step-size decay: eta_t = lr / (1 + lr * decay * t) (default %(default)s).",
         )
-        parser.add_argument("--tol", type=float, default=1e-6, help="Stopping tolerance on the loss (default 1e-6).")
+        parser.add_argument(
+            "--tol", type=float, default=defaults["tol"], help="Stopping tolerance on the loss (default %(default)s)."
+        )
         parser.add_argument("--seed", type=int, default=0, help="Seed for shuffles and the CSV split (default 0).")
         parser.add_argument(
             "--threshold",
