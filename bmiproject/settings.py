@@ -235,7 +235,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "predictor.api.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Proxies in front of the app (1 behind a load balancer): the client IP throttling counts by.
-    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0) or None,
+    # 0 means "use the socket's address"; never None, which would trust a client-sent X-Forwarded-For.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 
 SPECTACULAR_SETTINGS = {

@@ -29,6 +29,25 @@ def test_clients_are_counted_separately(api, active_version):
     assert (first.status_code, other.status_code, again.status_code) == (200, 200, 429)
 
 
+@override_settings(PREDICTOR_THROTTLE_PREDICT="1/min")
+def test_a_forged_forwarded_for_header_does_not_reset_the_count(api, active_version):
+    statuses = [
+        api.post("/api/v1/predict", {"bmi": 27.4}, format="json", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code
+        for i in range(3)
+    ]
+    assert statuses == [200, 429, 429]
+
+
+def test_behind_one_proxy_the_client_is_the_address_the_proxy_appended(api, active_version, settings):
+    settings.PREDICTOR_THROTTLE_PREDICT = "1/min"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    # A client may prepend anything; the load balancer appends the address it saw, last.
+    first = api.post("/api/v1/predict", {"bmi": 27.4}, format="json", HTTP_X_FORWARDED_FOR="1.1.1.1, 203.0.113.7")
+    forged = api.post("/api/v1/predict", {"bmi": 27.4}, format="json", HTTP_X_FORWARDED_FOR="2.2.2.2, 203.0.113.7")
+    other = api.post("/api/v1/predict", {"bmi": 27.4}, format="json", HTTP_X_FORWARDED_FOR="203.0.113.8")
+    assert (first.status_code, forged.status_code, other.status_code) == (200, 429, 200)
+
+
 @override_settings(PREDICTOR_THROTTLE_PREDICT=None)
 def test_a_scope_can_be_switched_off(api, active_version):
     for _ in range(5):
