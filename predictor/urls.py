@@ -1,5 +1,6 @@
 """HTML pages: the prediction form and the model registry pages (included at the site root)."""
 
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from predictor import views
@@ -10,4 +11,11 @@ urlpatterns = [
     path("", views.predict, name="predict"),
     path("models/", views.model_list, name="model-list"),
     path("models/<int:version>/", views.model_detail, name="model-detail"),
+    # With PREDICTOR_PREDICTIONS_REQUIRE_AUTH the pages need a signed-in user, who need not be staff:
+    # the admin's login form refuses non-staff accounts, so clinicians sign in here.
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="predictor/login.html", next_page="predictor:predict"),
+        name="login",
+    ),
 ]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from functools import wraps
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from predictor import charts, selectors, serving
@@ -18,6 +21,22 @@ from predictor.models import ModelVersion, PredictionLog
 logger = logging.getLogger(__name__)
 
 VERSIONS_PER_PAGE = 50
+
+
+def prediction_access(view):
+    """Open to anyone unless ``PREDICTOR_PREDICTIONS_REQUIRE_AUTH`` is set, as the API's ``PredictionAccess``.
+
+    With the setting on, anonymous browsers go to the sign-in page and come back (``?next=``). The
+    setting is read per request so that it can be changed in one place (and by tests).
+    """
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if settings.PREDICTOR_PREDICTIONS_REQUIRE_AUTH and not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("predictor:login"))
+        return view(request, *args, **kwargs)
+
+    return wrapped
 
 
 def _unavailable(request: HttpRequest, *, heading: str, message: str) -> HttpResponse:
@@ -57,6 +76,7 @@ def _database_down(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@prediction_access
 def predict(request: HttpRequest) -> HttpResponse:
     """``/``: the BMI form; on a valid POST, the logged prediction and the fit chart."""
     if request.method != "POST":
@@ -112,6 +132,7 @@ def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
 
 
 @require_GET
+@prediction_access
 def model_list(request: HttpRequest) -> HttpResponse:
     """``/models/``: every version with its held-out metrics, status and dates."""
     page = Paginator(selectors.version_list(), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
@@ -119,6 +140,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@prediction_access
 def model_detail(request: HttpRequest, version: int) -> HttpResponse:
     """``/models/<version>/``: metrics, hyperparameters, fingerprint, history, loss and fit charts."""
     model_version = selectors.version_get(version=version)

@@ -165,3 +165,23 @@ def test_database_down_on_the_form_page_gives_a_503_page(client):
 
 def test_other_methods_are_not_allowed(client, active_version):
     assert client.put(URL, {"bmi": "27.5"}).status_code == 405
+
+
+def test_with_auth_required_a_clinician_signs_in_and_comes_back_to_the_form(
+    client, plain_user, active_version, settings
+):
+    settings.PREDICTOR_PREDICTIONS_REQUIRE_AUTH = True
+    refused = client.post(URL, {"bmi": "27.5"})
+    assert refused.status_code == 302 and refused["Location"] == f"/login/?next={URL}"
+    assert not PredictionLog.objects.exists()
+
+    page = client.get(refused["Location"])
+    assert page.status_code == 200
+    assert f'name="next" value="{URL}"' in page.content.decode()
+    wrong = client.post("/login/", {"username": "clinician", "password": "wrong", "next": URL})
+    assert wrong.status_code == 200 and not PredictionLog.objects.exists()
+    # The admin's own login refuses non-staff accounts; this one takes any active user.
+    signed_in = client.post("/login/", {"username": "clinician", "password": "clinician-pass-123", "next": URL})
+    assert signed_in.status_code == 302 and signed_in["Location"] == URL
+    assert client.post(URL, {"bmi": "27.5"}).status_code == 200
+    assert PredictionLog.objects.get().channel == PredictionLog.Channel.WEB

@@ -16,7 +16,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from predictor.models import PredictionLog
 
-PUBLIC = {
+# Open to anyone unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set; then for signed-in users.
+PREDICTION_ACCESS = {
     "predictor:predict",
     "predictor:model-list",
     "predictor:model-detail",
@@ -25,9 +26,8 @@ PUBLIC = {
     "api:model-list",
     "api:model-active",
     "api:model-detail",
-    "api:schema",
-    "api:docs",
 }
+PUBLIC = {"api:schema", "api:docs", "predictor:login"}
 # Clinicians record outcomes with their own accounts; they need not be staff.
 AUTHENTICATED = {"monitoring:outcome-create"}
 STAFF = {
@@ -72,9 +72,9 @@ def ids(active_version):
 
 def test_every_url_pattern_is_classified():
     names = set(discovered())
-    unclassified = names - PUBLIC - AUTHENTICATED - STAFF
+    unclassified = names - PUBLIC - PREDICTION_ACCESS - AUTHENTICATED - STAFF
     assert not unclassified, f"Decide who may use these, and add them to this test: {sorted(unclassified)}"
-    assert not (PUBLIC | AUTHENTICATED | STAFF) - names, "a listed URL no longer exists"
+    assert not (PUBLIC | PREDICTION_ACCESS | AUTHENTICATED | STAFF) - names, "a listed URL no longer exists"
 
 
 def _refused(response, *, login_redirect_ok: bool = True) -> bool:
@@ -100,6 +100,48 @@ def test_staff_urls_refuse_anonymous_and_non_staff_users_for_every_method(name, 
             assert _refused(response), f"{method.upper()} {url} as {who}: {response.status_code}"
             checked += 1
     assert checked >= 2
+
+
+def _prediction_request(client, name: str, url: str):
+    """The request each prediction-access URL is for: a POSTed BMI for predictions, a GET for reads."""
+    if name == "predictor:predict":
+        return client.post(url, {"bmi": "27.5"})
+    if name == "api:predict":
+        return client.post(url, {"bmi": 27.5}, content_type="application/json")
+    if name == "api:predict-batch":
+        return client.post(url, {"bmi": [27.5]}, content_type="application/json")
+    return client.get(url)
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTION_ACCESS))
+def test_prediction_urls_are_public_when_the_setting_is_off(name, ids, settings):
+    settings.PREDICTOR_PREDICTIONS_REQUIRE_AUTH = False
+    response = _prediction_request(Client(), name, _url(discovered()[name], ids))
+    assert response.status_code == 200, (name, response.status_code)
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTION_ACCESS))
+def test_prediction_urls_need_a_signed_in_user_when_the_setting_is_on(name, ids, plain_user, settings):
+    settings.PREDICTOR_PREDICTIONS_REQUIRE_AUTH = True
+    url = _url(discovered()[name], ids)
+    logged = PredictionLog.objects.count()
+    for method in METHODS:
+        response = Client().generic(method.upper(), url, "{}", content_type="application/json")
+        if response.status_code == 405:
+            continue
+        if name.startswith("api:"):
+            assert response.status_code == 401, (method, url, response.status_code)
+        else:
+            # Browsers go to the sign-in page and come back to the page they asked for.
+            assert response.status_code == 302, (method, url, response.status_code)
+            assert response["Location"] == f"/login/?next={url}", response["Location"]
+    anonymous = _prediction_request(Client(), name, url)
+    assert anonymous.status_code in (302, 401)
+    assert PredictionLog.objects.count() == logged, "an anonymous request was logged as a prediction"
+    # Any signed-in user will do (clinicians are not staff).
+    plain = Client()
+    plain.force_login(plain_user)
+    assert _prediction_request(plain, name, url).status_code == 200
 
 
 def test_authenticated_urls_refuse_anonymous_callers(ids):
