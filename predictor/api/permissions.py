@@ -1,7 +1,17 @@
-"""Who may call what: predictions and model reads are open by default, management is staff only."""
+"""Who may call what: predictions and model reads are open by default, management needs staff with a permission.
+
+The permissions are the admin's (``django.contrib.auth``): an operator who may promote in the admin
+(``predictor.change_modelversion``) may train, promote and roll back here; reading the prediction log
+or the monitoring figures needs ``predictor.view_predictionlog``. ``is_staff`` alone (a view-only
+account, say) is not enough. Superusers have every permission.
+"""
 
 from django.conf import settings
-from rest_framework.permissions import BasePermission, IsAdminUser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+MANAGE_MODELS = "predictor.change_modelversion"
+READ_PREDICTION_LOG = "predictor.view_predictionlog"
+RECORD_OUTCOMES = "predictor.add_outcome"
 
 
 class PredictionAccess(BasePermission):
@@ -18,7 +28,63 @@ class PredictionAccess(BasePermission):
         return bool(request.user and request.user.is_authenticated)
 
 
-class IsStaff(IsAdminUser):
-    """Staff users only (``is_staff``), by token or session: training, promotion, the prediction log."""
+def _staff_with(permission: str, request, check) -> bool:
+    user = request.user
+    if not (user and user.is_authenticated and user.is_active and user.is_staff):
+        check.message = "Only staff users may use this endpoint."
+        return False
+    if not user.has_perm(permission):
+        check.message = f"Your account is staff but lacks the '{permission}' permission this endpoint needs."
+        return False
+    return True
+
+
+class ManageModels(BasePermission):
+    """Staff with ``predictor.change_modelversion``: train, promote, roll back (as the admin's actions)."""
 
     message = "Only staff users may use this endpoint."
+
+    def has_permission(self, request, view):
+        return _staff_with(MANAGE_MODELS, request, self)
+
+
+class ReadPredictionLog(BasePermission):
+    """Staff with ``predictor.view_predictionlog``: the prediction log and the monitoring figures."""
+
+    message = "Only staff users may use this endpoint."
+
+    def has_permission(self, request, view):
+        return _staff_with(READ_PREDICTION_LOG, request, self)
+
+
+class RecordOutcomes(BasePermission):
+    """Any signed-in account with ``predictor.add_outcome`` (clinicians need not be staff).
+
+    Outcomes feed live quality and ``train --with-outcomes``, so not every account may write them.
+    """
+
+    message = "Authentication is required to use this endpoint."
+
+    def has_permission(self, request, view):
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if not user.has_perm(RECORD_OUTCOMES):
+            self.message = f"Your account lacks the '{RECORD_OUTCOMES}' permission needed to record outcomes."
+            return False
+        return True
+
+
+class IsStaff(BasePermission):
+    """The management default: staff, with the log permission to read and the registry one to change.
+
+    It guards the prediction log (GET, needs ``view_predictionlog``) and train/promote/rollback (POST,
+    need ``change_modelversion``), and is the project default for any view that forgets to say, so
+    an unlisted view is closed to view-only staff too.
+    """
+
+    message = "Only staff users may use this endpoint."
+
+    def has_permission(self, request, view):
+        permission = READ_PREDICTION_LOG if request.method in SAFE_METHODS else MANAGE_MODELS
+        return _staff_with(permission, request, self)

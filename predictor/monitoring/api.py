@@ -10,12 +10,12 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from predictor import selectors
 from predictor.api.exceptions import Conflict
+from predictor.api.permissions import ReadPredictionLog, RecordOutcomes
 from predictor.api.schema import errors
 from predictor.api.serializers import SettingsRangeFloatField
 from predictor.monitoring import services, stats
@@ -86,7 +86,7 @@ class MonitoringOutputSerializer(serializers.Serializer):
 class OutcomeCreateApi(APIView):
     """Record the progression observed a year later for a logged prediction (once)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [RecordOutcomes]
 
     @extend_schema(
         operation_id="outcome_create",
@@ -115,7 +115,7 @@ class OutcomeCreateApi(APIView):
 class ModelMonitoringApi(APIView):
     """Live quality and drift of one version, with the per-day series the page charts."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [ReadPredictionLog]
 
     @extend_schema(
         operation_id="model_monitoring",

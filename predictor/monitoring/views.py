@@ -11,12 +11,28 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from predictor import selectors
+from predictor.api.permissions import READ_PREDICTION_LOG
 from predictor.monitoring import charts, metrics, stats
 
 
 @staff_member_required
 @require_GET
 def monitoring_page(request):
+    if not request.user.has_perm(READ_PREDICTION_LOG):
+        # Staff, so no login redirect: say which permission is missing instead.
+        return render(
+            request,
+            "predictor/unavailable.html",
+            {
+                "heading": "Not allowed",
+                "message": (
+                    f"Your account is staff but lacks the '{READ_PREDICTION_LOG}' permission the monitoring "
+                    "page needs. An administrator can grant it in the admin."
+                ),
+                "nav": "monitoring",
+            },
+            status=403,
+        )
     active = selectors.active_version()
     panels = []
     for version in stats.monitored_versions():
@@ -51,7 +67,7 @@ def _metrics_allowed(request) -> bool:
     if request.META.get("REMOTE_ADDR") in settings.PREDICTOR_METRICS_ALLOWED_IPS:
         return True
     user = getattr(request, "user", None)
-    return bool(user is not None and user.is_active and user.is_staff)
+    return bool(user is not None and user.is_active and user.is_staff and user.has_perm(READ_PREDICTION_LOG))
 
 
 @require_GET
@@ -62,5 +78,9 @@ def metrics_view(request):
             response = HttpResponse("A valid bearer token is required.\n", status=401, content_type="text/plain")
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
-        return HttpResponse("Metrics are restricted to staff.\n", status=403, content_type="text/plain")
+        return HttpResponse(
+            f"Metrics are restricted to staff with the '{READ_PREDICTION_LOG}' permission.\n",
+            status=403,
+            content_type="text/plain",
+        )
     return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST)

@@ -59,6 +59,40 @@ def test_management_refuses_plain_user_sessions_with_403(client, plain_user, tra
     assert response.status_code == 403
 
 
+@pytest.mark.parametrize(("method", "url", "body"), MANAGEMENT)
+def test_management_refuses_view_only_staff_with_403_naming_the_permission(
+    api, view_only_staff, train_version, method, url, body
+):
+    # The admin lets view-only staff look but not promote; the API must not be the way around it.
+    active = train_version(promote=True)
+    candidate = train_version(promote=False, random_state=1)
+    services.model_version_promote(version=candidate.version, actor_name="test")  # something to roll back
+    events = PromotionEvent.objects.count()
+    api.force_authenticate(view_only_staff)
+    response = call(api, method, url, body, active.version)
+
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "permission_denied"
+    needed = "predictor.view_predictionlog" if method == "get" else "predictor.change_modelversion"
+    assert needed in error["message"]
+    assert ModelVersion.objects.count() == 2
+    assert PromotionEvent.objects.count() == events
+
+
+@pytest.mark.parametrize(("method", "url", "body"), MANAGEMENT)
+def test_management_allows_superusers(api, admin_user, train_version, method, url, body):
+    train_version(promote=True)
+    second = train_version(promote=False, random_state=1)
+    if url.endswith("rollback"):
+        services.model_version_promote(version=second.version, actor_name="test")
+    api.force_authenticate(admin_user)
+
+    response = call(api, method, url, body, second.version)
+
+    assert response.status_code == (201 if url.endswith("train") else 200), response.content
+
+
 @pytest.mark.parametrize("client_fixture", ["staff_token_client", "staff_session_client"])
 @pytest.mark.parametrize(("method", "url", "body"), MANAGEMENT)
 def test_management_allows_staff_by_token_and_session(request, client_fixture, train_version, method, url, body):

@@ -32,9 +32,9 @@ def _fresh_gauges(settings):
     settings.PREDICTOR_METRICS_CACHE_SECONDS = 0
 
 
-def test_requests_are_labelled_by_route_pattern_not_path(client, plain_user, active_version, log_predictions):
+def test_requests_are_labelled_by_route_pattern_not_path(client, clinician_user, active_version, log_predictions):
     row = log_predictions(active_version, [25.0])[0]
-    client.force_login(plain_user)
+    client.force_login(clinician_user)
     before = sample("bmi_http_requests_total", method="POST", route=OUTCOME_ROUTE, status="201")
     latency_before = sample("bmi_http_request_duration_seconds_count", method="POST", route=OUTCOME_ROUTE)
     response = client.post(f"/api/v1/predictions/{row.pk}/outcome", {"observed": 120}, content_type="application/json")
@@ -125,3 +125,10 @@ def test_quality_gauges_are_cached_for_the_configured_time(active_version, log_p
     fresh = metrics.ModelQualityCollector(cache_seconds=0)
     family = next(f for f in fresh.collect() if f.name == "bmi_model_predictions_logged")
     assert family.samples[0].value == 3
+
+
+def test_metrics_refused_to_staff_without_the_log_permission(client, view_only_staff):
+    client.force_login(view_only_staff)
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert "predictor.view_predictionlog" in response.content.decode()

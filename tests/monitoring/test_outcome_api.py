@@ -1,4 +1,4 @@
-"""POST /api/v1/predictions/{id}/outcome: authenticated, once per prediction, validated."""
+"""POST /api/v1/predictions/{id}/outcome: accounts with predictor.add_outcome, once per prediction, validated."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def logged(active_version, log_predictions):
     return log_predictions(active_version, [30.0])[0]
 
 
-def test_outcome_is_recorded_with_who_and_when(api_client, plain_user, logged):
-    api_client.force_authenticate(plain_user)
+def test_outcome_is_recorded_with_who_and_when(api_client, clinician_user, logged):
+    api_client.force_authenticate(clinician_user)
     response = api_client.post(url(logged.pk), {"observed": 151.0}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -27,7 +27,7 @@ def test_outcome_is_recorded_with_who_and_when(api_client, plain_user, logged):
     assert body["source"] == "api"
     outcome = Outcome.objects.get(pk=logged.pk)
     assert outcome.observed == 151.0
-    assert outcome.recorded_by == plain_user
+    assert outcome.recorded_by == clinician_user
 
 
 def test_anonymous_caller_is_refused_and_nothing_is_written(api_client, logged):
@@ -36,16 +36,24 @@ def test_anonymous_caller_is_refused_and_nothing_is_written(api_client, logged):
     assert not Outcome.objects.exists()
 
 
-def test_unknown_prediction_is_404(api_client, plain_user, logged):
+def test_signed_in_user_without_the_add_outcome_permission_is_refused(api_client, plain_user, logged):
     api_client.force_authenticate(plain_user)
+    response = api_client.post(url(logged.pk), {"observed": 151.0}, format="json")
+    assert response.status_code == 403
+    assert "predictor.add_outcome" in response.json()["error"]["message"]
+    assert not Outcome.objects.exists()
+
+
+def test_unknown_prediction_is_404(api_client, clinician_user, logged):
+    api_client.force_authenticate(clinician_user)
     response = api_client.post(url(logged.pk + 1000), {"observed": 151.0}, format="json")
     assert response.status_code == 404
     assert f"{logged.pk + 1000}" in response.content.decode()
     assert not Outcome.objects.exists()
 
 
-def test_second_outcome_is_409_and_keeps_the_first(api_client, plain_user, logged):
-    api_client.force_authenticate(plain_user)
+def test_second_outcome_is_409_and_keeps_the_first(api_client, clinician_user, logged):
+    api_client.force_authenticate(clinician_user)
     assert api_client.post(url(logged.pk), {"observed": 151.0}, format="json").status_code == 201
     response = api_client.post(url(logged.pk), {"observed": 99.0}, format="json")
     assert response.status_code == 409
@@ -64,8 +72,8 @@ def test_second_outcome_is_409_and_keeps_the_first(api_client, plain_user, logge
         ({}, "required"),
     ],
 )
-def test_bad_observed_value_is_400_naming_the_field(api_client, plain_user, logged, payload, reason):
-    api_client.force_authenticate(plain_user)
+def test_bad_observed_value_is_400_naming_the_field(api_client, clinician_user, logged, payload, reason):
+    api_client.force_authenticate(clinician_user)
     response = api_client.post(url(logged.pk), payload, format="json")
     assert response.status_code == 400
     text = response.content.decode()
@@ -75,17 +83,17 @@ def test_bad_observed_value_is_400_naming_the_field(api_client, plain_user, logg
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
-def test_non_finite_observed_value_is_400(api_client, plain_user, logged, literal):
-    api_client.force_authenticate(plain_user)
+def test_non_finite_observed_value_is_400(api_client, clinician_user, logged, literal):
+    api_client.force_authenticate(clinician_user)
     body = '{"observed": ' + literal + "}"
     response = api_client.post(url(logged.pk), body, content_type="application/json")
     assert response.status_code == 400
     assert not Outcome.objects.exists()
 
 
-def test_range_comes_from_settings(api_client, plain_user, logged, settings):
+def test_range_comes_from_settings(api_client, clinician_user, logged, settings):
     settings.PREDICTOR_OUTCOME_MAX = 346.0
-    api_client.force_authenticate(plain_user)
+    api_client.force_authenticate(clinician_user)
     response = api_client.post(url(logged.pk), {"observed": 400.0}, format="json")
     assert response.status_code == 400
     assert "between 0 and 346" in response.content.decode()

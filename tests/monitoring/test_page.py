@@ -32,6 +32,14 @@ def test_non_staff_user_is_sent_to_the_admin_login(client, plain_user):
     assert response["Location"].startswith("/admin/login/")
 
 
+def test_staff_without_the_log_permission_get_a_403_naming_it(client, view_only_staff, active_version):
+    client.force_login(view_only_staff)
+    response = client.get("/monitoring/")
+    assert response.status_code == 403
+    assert "predictor.view_predictionlog" in response.content.decode()
+    assert 'href="/monitoring/"' not in response.content.decode()  # no nav link to a page they cannot use
+
+
 def test_page_shows_figures_and_three_inline_charts_per_version(client, staff_user, traffic):
     client.force_login(staff_user)
     response = client.get("/monitoring/")
@@ -98,3 +106,10 @@ def test_api_is_staff_only(api_client, plain_user, active_version):
     assert api_client.get(f"/api/v1/models/{active_version.version}/monitoring").status_code in (401, 403)
     api_client.force_authenticate(plain_user)
     assert api_client.get(f"/api/v1/models/{active_version.version}/monitoring").status_code == 403
+
+
+def test_api_refuses_staff_without_the_log_permission(api_client, view_only_staff, active_version):
+    api_client.force_authenticate(view_only_staff)
+    response = api_client.get(f"/api/v1/models/{active_version.version}/monitoring")
+    assert response.status_code == 403
+    assert "predictor.view_predictionlog" in response.json()["error"]["message"]

@@ -11,6 +11,7 @@ import re
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -28,7 +29,7 @@ PREDICTION_ACCESS = {
     "api:model-detail",
 }
 PUBLIC = {"api:schema", "api:docs", "predictor:login"}
-# Clinicians record outcomes with their own accounts; they need not be staff.
+# Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
 AUTHENTICATED = {"monitoring:outcome-create"}
 STAFF = {
     "api:model-train",
@@ -85,15 +86,19 @@ def _refused(response, *, login_redirect_ok: bool = True) -> bool:
 
 
 @pytest.mark.parametrize("name", sorted(STAFF))
-def test_staff_urls_refuse_anonymous_and_non_staff_users_for_every_method(name, ids, plain_user, settings):
+def test_staff_urls_refuse_anonymous_non_staff_and_view_only_staff_for_every_method(
+    name, ids, plain_user, view_only_staff, settings
+):
     settings.PREDICTOR_METRICS_TOKEN = ""
     settings.PREDICTOR_METRICS_ALLOWED_IPS = []
     url = _url(discovered()[name], ids)
-    anonymous, plain = Client(), Client()
+    anonymous, plain, viewer = Client(), Client(), Client()
     plain.force_login(plain_user)
+    # is_staff alone opens nothing here: each URL needs a registry or prediction-log permission.
+    viewer.force_login(view_only_staff)
     checked = 0
     for method in METHODS:
-        for who, client in (("anonymous", anonymous), ("non-staff", plain)):
+        for who, client in (("anonymous", anonymous), ("non-staff", plain), ("view-only staff", viewer)):
             response = client.generic(method.upper(), url, "{}", content_type="application/json")
             if response.status_code == 405:
                 continue  # the method does not exist at all there
@@ -149,6 +154,17 @@ def test_authenticated_urls_refuse_anonymous_callers(ids):
         url = _url(discovered()[name], ids)
         response = Client().post(url, data={"observed": 100}, content_type="application/json")
         assert response.status_code == 401, (url, response.status_code)
+
+
+def test_outcomes_need_the_add_outcome_permission_not_staff(ids, django_user_model):
+    url = _url(discovered()["monitoring:outcome-create"], ids)
+    plain = django_user_model.objects.create_user("nobody")
+    client = Client()
+    client.force_login(plain)
+    assert client.post(url, data={"observed": 100}, content_type="application/json").status_code == 403
+    plain.user_permissions.add(Permission.objects.get(content_type__app_label="predictor", codename="add_outcome"))
+    client.force_login(django_user_model.objects.get(pk=plain.pk))  # a fresh user object: no permission cache
+    assert client.post(url, data={"observed": 100}, content_type="application/json").status_code == 201
 
 
 def test_admin_refuses_anonymous_and_non_staff_users_on_every_registered_model(ids, plain_user):
