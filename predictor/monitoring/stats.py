@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Sum
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Sum
 from django.db.models.functions import Abs, TruncDate
 from django.utils import timezone
 
@@ -229,10 +229,16 @@ def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
 
 
 def monitored_versions(*, limit: int = 5) -> list[ModelVersion]:
-    """The active version and every version that served, newest first (at most ``limit``)."""
+    """The active version first, then the newest versions that served: at most ``limit`` in all.
+
+    After a rollback the active version is older than the ones it replaced, so it is picked out
+    first rather than left to the "newest" cut.
+    """
     served = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
+    is_active = Q(status=ModelVersion.Status.ACTIVE)
     return list(
-        ModelVersion.objects.filter(Q(status=ModelVersion.Status.ACTIVE) | Q(served))
+        ModelVersion.objects.filter(is_active | Q(served))
         .defer("training_sample", "loss_curve")
-        .order_by("-version")[:limit]
+        # ACTIVE sorts first by the boolean; Q() in order_by needs an expression wrapper.
+        .order_by(ExpressionWrapper(is_active, output_field=BooleanField()).desc(), "-version")[:limit]
     )

@@ -124,3 +124,18 @@ def test_monitored_versions_are_the_active_one_and_those_that_served(train_versi
     listed = [v.version for v in stats.monitored_versions()]
     assert listed == [second.version, first.version]
     assert idle.version not in listed
+
+
+def test_monitored_versions_keep_an_older_active_version_after_a_rollback(train_version, log_predictions):
+    # As after rolling back past several newer versions: the active one is the oldest that served.
+    active = train_version(promote=True)
+    log_predictions(active, [25.0])
+    newer = []
+    for seed in range(1, 7):
+        version = train_version(promote=False, random_state=seed)
+        log_predictions(version, [26.0])
+        newer.append(version.version)
+
+    listed = [v.version for v in stats.monitored_versions(limit=5)]
+
+    assert listed == [active.version, *sorted(newer, reverse=True)[:4]]
