@@ -6,6 +6,7 @@ process at start-up with a message naming the variable, not run with a silent de
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -61,3 +62,16 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_ip_networks(name: str) -> list[str]:
+    """Comma-separated IP addresses or networks (``10.0.0.7``, ``10.0.0.0/16``, ``::1``), each checked."""
+    values = env_list(name, [])
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} contains {value!r}, which is not an IP address or network (like 10.0.0.7 or 10.0.0.0/16)."
+            ) from None
+    return values

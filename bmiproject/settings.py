@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from bmiproject.env import env_bool, env_float, env_int, env_list, env_str
+from bmiproject.env import env_bool, env_float, env_int, env_ip_networks, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,7 @@ if env_bool("SECURE_PROXY_SSL_HEADER_ENABLED", not DEBUG):
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Probes come over plain HTTP by IP (HealthCheckMiddleware answers them first anyway); a redirect
 # to HTTPS would fail them.
-SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"]
 # Sent on HTTPS responses only. A year, subdomains included; preload (hstspreload.org) is the
 # domain owner's decision, so it is opt-in (the task definitions opt in).
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
@@ -81,6 +81,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so that load balancers probing /healthz by IP are answered before ALLOWED_HOSTS.
     "predictor.middleware.HealthCheckMiddleware",
+    # Prometheus scrapes each task by IP, over HTTP: an authorized scrape is answered before ALLOWED_HOSTS.
+    "predictor.monitoring.middleware.MetricsScrapeMiddleware",
     # After the health checks (probes are not traffic); times everything else, per URL route.
     "predictor.monitoring.middleware.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -194,7 +196,8 @@ PREDICTOR_MONITOR_MIN_PREDICTIONS = env_int("PREDICTOR_MONITOR_MIN_PREDICTIONS",
 PREDICTOR_MONITOR_PSI_ALERT = env_float("PREDICTOR_MONITOR_PSI_ALERT", 0.25)
 # /metrics: open to staff sessions, to "Authorization: Bearer <token>" when set, and to these IPs.
 PREDICTOR_METRICS_TOKEN = env_str("PREDICTOR_METRICS_TOKEN") or ""
-PREDICTOR_METRICS_ALLOWED_IPS = env_list("PREDICTOR_METRICS_ALLOWED_IPS", [])
+# Addresses or networks ("10.0.0.0/16"); a typo must stop start-up, not silently refuse the scraper.
+PREDICTOR_METRICS_ALLOWED_IPS = env_ip_networks("PREDICTOR_METRICS_ALLOWED_IPS")
 # The live-quality gauges run aggregate queries; each worker reuses them for this many seconds.
 PREDICTOR_METRICS_CACHE_SECONDS = env_int("PREDICTOR_METRICS_CACHE_SECONDS", 60, minimum=0)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpResponse
@@ -13,6 +11,7 @@ from django.views.decorators.http import require_GET
 from predictor import selectors
 from predictor.api.permissions import READ_PREDICTION_LOG
 from predictor.monitoring import charts, metrics, stats
+from predictor.monitoring.middleware import scrape_authorized
 
 
 @staff_member_required
@@ -59,12 +58,9 @@ def monitoring_page(request):
 
 
 def _metrics_allowed(request) -> bool:
-    token = settings.PREDICTOR_METRICS_TOKEN
-    if token:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return True
-    if request.META.get("REMOTE_ADDR") in settings.PREDICTOR_METRICS_ALLOWED_IPS:
+    # A scraper is normally answered by MetricsScrapeMiddleware already; checked again for the
+    # case where that middleware is not installed.
+    if scrape_authorized(request):
         return True
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_active and user.is_staff and user.has_perm(READ_PREDICTION_LOG))

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from predictor.management.commands.smoke_test import BATCH_BMI
@@ -38,7 +39,8 @@ START_DEADLINE_SECONDS = 60
 
 @pytest.fixture(autouse=True)
 def _postgres_only():
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    # By vendor, not ENGINE: the project may wrap Django's PostgreSQL backend in its own.
+    if connection.vendor != "postgresql":
         reason = "gunicorn runs in another process: it needs the PostgreSQL test database (set DATABASE_URL)"
         if os.environ.get("REQUIRE_ALL_TESTS") or os.environ.get("CI"):
             pytest.fail(reason)
@@ -197,9 +199,15 @@ def test_image_command_serves_the_app_and_passes_the_smoke_test(
 def test_image_command_redirects_to_https_except_health_probes(
     transactional_db, active_version, tmp_path, collected_static
 ):
-    with image_server(tmp_path, collected_static) as server:
+    token = "per-task-scrape-token"
+    with image_server(tmp_path, collected_static, PREDICTOR_METRICS_TOKEN=token) as server:
         for probe in ("/healthz", "/readyz"):
             assert server.get(probe)[0] == 200, probe
+        # Prometheus scrapes each task by its IP over HTTP: neither ALLOWED_HOSTS nor the redirect apply.
+        task = {"Host": "10.0.3.17:8000"}
+        status, _, body = server.get("/metrics", {**task, "Authorization": f"Bearer {token}"})
+        assert status == 200 and b"bmi_model_active_version" in body
+        assert server.get("/metrics", task)[0] == 400  # no token: the normal stack, which refuses the host
         status, headers, _ = server.get("/api/v1/models/active", {"Host": "bmi.example.com"})
         assert status == 301 and headers["Location"] == "https://bmi.example.com/api/v1/models/active"
         status, headers, _ = server.get(

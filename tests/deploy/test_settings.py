@@ -98,7 +98,7 @@ def test_production_defaults_are_the_safe_ones_without_any_security_variable():
         "DEBUG": False,
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
         "SECURE_SSL_REDIRECT": True,
-        "SECURE_REDIRECT_EXEMPT": [r"^healthz/?$", r"^readyz/?$"],
+        "SECURE_REDIRECT_EXEMPT": [r"^healthz/?$", r"^readyz/?$", r"^metrics/?$"],
         "SECURE_HSTS_SECONDS": 31_536_000,
         "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
         "SECURE_HSTS_PRELOAD": False,
@@ -122,6 +122,11 @@ def test_debug_turns_the_https_only_settings_off_for_local_development():
         ("SECURE_HSTS_SECONDS", "one year", "SECURE_HSTS_SECONDS='one year' is not an integer."),
         ("SECURE_SSL_REDIRECT", "ture", "SECURE_SSL_REDIRECT='ture' is not a boolean"),
         ("SECURE_HSTS_SECONDS", "-1", "SECURE_HSTS_SECONDS=-1 must be at least 0."),
+        (
+            "PREDICTOR_METRICS_ALLOWED_IPS",
+            "10.0.0.7, 10.0.0.300",
+            "PREDICTOR_METRICS_ALLOWED_IPS contains '10.0.0.300', which is not an IP address or network",
+        ),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable, value, message):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
@@ -132,3 +134,32 @@ def test_metrics_refused_to_staff_without_the_log_permission(client, view_only_s
     response = client.get("/metrics")
     assert response.status_code == 403
     assert "predictor.view_predictionlog" in response.content.decode()
+
+
+TASK_IP_HOST = "10.0.3.17:8000"  # an ECS task's private address: never in ALLOWED_HOSTS
+
+
+def test_a_scrape_by_task_ip_with_the_token_is_answered_before_host_validation_and_redirect(client, settings, db):
+    settings.PREDICTOR_METRICS_TOKEN = "scrape-secret"
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/metrics", HTTP_HOST=TASK_IP_HOST, headers={"Authorization": "Bearer scrape-secret"})
+    assert scrape(response)[("bmi_model_quality_up", ())] == 1
+    # Without the token the request takes the normal path, where the host is refused.
+    assert client.get("/metrics", HTTP_HOST=TASK_IP_HOST).status_code == 400
+
+
+def test_a_scrape_from_an_allowed_network_by_task_ip(client, settings, db):
+    settings.PREDICTOR_METRICS_ALLOWED_IPS = ["10.0.0.0/16"]
+    scrape(client.get("/metrics", HTTP_HOST=TASK_IP_HOST, REMOTE_ADDR="10.0.200.9"))
+    assert client.get("/metrics", REMOTE_ADDR="10.1.0.9").status_code == 403
+
+
+def test_scrapes_are_not_counted_as_traffic(client, settings, db):
+    settings.PREDICTOR_METRICS_TOKEN = "scrape-secret"
+    before = sample("bmi_http_requests_total", method="GET", route="metrics", status="200")
+    scrape(client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}))
+    assert sample("bmi_http_requests_total", method="GET", route="metrics", status="200") == before
+
+
+def test_https_redirect_exempts_metrics(settings):
+    assert any(re.search(pattern, "metrics") for pattern in settings.SECURE_REDIRECT_EXEMPT)
