@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-__all__ = ["LinearScale", "Plot", "fit_chart", "loss_chart", "nice_ticks"]
+__all__ = ["PRIVATE_DATA_NOTE", "LinearScale", "Plot", "fit_chart", "loss_chart", "nice_ticks"]
+
+PRIVATE_DATA_NOTE = "Training points are not shown for private data."
 
 # The drawing is scaled to the container's width; these are viewBox units, not pixels. A modest
 # width keeps the 13-unit labels legible when a phone shrinks the chart to ~340 px.
@@ -213,10 +215,15 @@ def fit_chart(
     x_lo, x_hi = plot.x.domain
 
     sign = "−" if intercept < 0 else "+"
-    desc = (
-        f"Scatter plot of {len(pairs)} training patients, BMI in kg/m² against disease progression "
-        f"one year after baseline. Fitted line: progression = {slope:.2f} × BMI {sign} {abs(intercept):.1f}."
-    )
+    line = f"Fitted line: progression = {slope:.2f} × BMI {sign} {abs(intercept):.1f}."
+    if pairs:
+        desc = (
+            f"Scatter plot of {len(pairs)} training patients, BMI in kg/m² against disease progression "
+            f"one year after baseline. {line}"
+        )
+    else:
+        # Only the public data set's rows are stored for display (predictor.services._training_sample).
+        desc = f"{PRIVATE_DATA_NOTE} {line}"
     if patient is not None:
         desc += f" Highlighted: this patient, BMI {patient[0]:g}, predicted progression {patient[1]:.1f}."
     parts = _svg_open(chart_id, title, desc, "chart-fit")

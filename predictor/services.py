@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from predictor.ml.data import Dataset
+from predictor.ml.data import DIABETES_DATASET_NAME, Dataset
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
 from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent, RegistryLock
 
@@ -290,6 +290,13 @@ def _downsample(values: list[float], limit: int) -> list[float]:
 
 
 def _training_sample(dataset: Dataset) -> list[list[float]]:
+    """Up to TRAINING_SAMPLE_POINTS exact training pairs for the fit charts: the public data set only.
+
+    The pages show the sample to anyone, and a CSV or outcome-augmented data set holds real
+    patients' (BMI, progression) pairs; for those nothing is stored and the charts say so.
+    """
+    if dataset.name != DIABETES_DATASET_NAME:
+        return []
     n = dataset.n_train
     if n > TRAINING_SAMPLE_POINTS:
         index = np.sort(np.random.default_rng(0).choice(n, TRAINING_SAMPLE_POINTS, replace=False))

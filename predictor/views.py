@@ -8,7 +8,7 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.db import DatabaseError
+from django.db import Error as DBError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -62,7 +62,7 @@ def _no_model(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _database_down(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
+def _database_down(request: HttpRequest, exc: DBError) -> HttpResponse:
     # Every prediction must be logged; one that cannot be is not shown (see predictor.serving).
     logger.warning("web prediction refused: database unavailable (%s)", type(exc).__name__, exc_info=exc)
     return _unavailable(
@@ -84,7 +84,7 @@ def predict(request: HttpRequest) -> HttpResponse:
             model = serving.active_model()
         except serving.NoActiveModel:
             return _no_model(request)
-        except DatabaseError as exc:
+        except DBError as exc:
             return _database_down(request, exc)
         return render(request, "predictor/predict.html", _predict_context(PredictForm(), model_version=model.version))
 
@@ -97,12 +97,12 @@ def predict(request: HttpRequest) -> HttpResponse:
         result = serving.predict_one(form.cleaned_data["bmi"], channel=PredictionLog.Channel.WEB)
     except serving.NoActiveModel:
         return _no_model(request)
-    except DatabaseError as exc:
+    except DBError as exc:
         return _database_down(request, exc)
 
     try:
         version = selectors.version_get(version=result.model.version)
-    except DatabaseError:
+    except DBError:
         # The prediction is logged; only the chart's training sample is missing.
         logger.warning("prediction %s shown without its chart: database unavailable", result.log_id)
         version = None
@@ -117,7 +117,9 @@ def predict(request: HttpRequest) -> HttpResponse:
             title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {result.model.version}",
         )
     context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=result.model.version)
-    context.update({"result": result, "version": version, "chart": chart})
+    context.update(
+        {"result": result, "version": version, "chart": chart, "private_data_note": charts.PRIVATE_DATA_NOTE}
+    )
     return render(request, "predictor/predict.html", context)
 
 
@@ -165,6 +167,7 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
         "hyperparameters": sorted(model_version.hyperparameters.items()),
         "fit_chart": fit,
         "loss_chart": loss,
+        "private_data_note": charts.PRIVATE_DATA_NOTE,
         "is_active": model_version.status == ModelVersion.Status.ACTIVE,
         "intercept_sign": "−" if model_version.intercept < 0 else "+",
         "intercept_abs": abs(model_version.intercept),

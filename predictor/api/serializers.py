@@ -252,13 +252,29 @@ class MetricsSerializer(serializers.Serializer):
     mse_train = StrictFloatField(help_text="Training mean squared error (units²).", allow_null=True)
 
 
+class StaffOnlyUsernameField(serializers.CharField):
+    """A username for staff callers only; anyone else gets no such key (optional in the schema).
+
+    Who trained a version is internal. The view must pass ``context={"request": request}``; without
+    a request the field is left out, the safe default. Output only (the serializer takes no input).
+    """
+
+    def get_attribute(self, instance):
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            raise serializers.SkipField()
+        return super().get_attribute(instance)
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     slope = StrictFloatField(help_text="Progression units per kg/m² of BMI.", allow_null=True)
     intercept = StrictFloatField(help_text="Progression units at BMI 0 kg/m² (extrapolated).", allow_null=True)
     threshold = StrictFloatField(help_text="The R² gate this version was judged against.", allow_null=True)
     metrics = MetricsSerializer(source="*", read_only=True)
     passed_gate = serializers.BooleanField(read_only=True)
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, read_only=True)
+    created_by = StaffOnlyUsernameField(
+        source="created_by.username", allow_null=True, required=False, help_text="Staff callers only."
+    )
 
     class Meta:
         model = ModelVersion

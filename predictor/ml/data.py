@@ -30,6 +30,8 @@ BMI_RANGE = (10.0, 80.0)
 # Fewer rows cannot give a meaningful hold-out R²: with a 20 % split that is 2 test rows.
 MIN_ROWS = 10
 DIABETES_TEST_ROWS = 20
+# The bundled, published data set: the only one whose rows may be shown on the pages.
+DIABETES_DATASET_NAME = "sklearn-diabetes-bmi"
 CSV_COLUMNS = ("bmi", "progression")
 
 
@@ -99,7 +101,7 @@ def load_diabetes_bmi() -> Dataset:
     y = np.asarray(data.target, dtype=np.float64)
     n_test = DIABETES_TEST_ROWS
     return Dataset(
-        name="sklearn-diabetes-bmi",
+        name=DIABETES_DATASET_NAME,
         X_train=X[:-n_test],
         y_train=y[:-n_test],
         X_test=X[-n_test:],

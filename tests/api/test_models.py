@@ -5,6 +5,7 @@ from django.middleware.csrf import _get_new_csrf_string
 from django.test import override_settings
 
 from predictor import services
+from predictor.ml.data import load_diabetes_bmi
 from predictor.models import ModelVersion, PromotionEvent
 
 pytestmark = pytest.mark.django_db
@@ -148,8 +149,18 @@ def test_model_list_shows_versions_with_metrics_and_status_newest_first(api, tra
     assert [r["status"] for r in results] == ["candidate", "active"]
     assert results[1]["metrics"]["r2_test"] == pytest.approx(first.r2_test)
     assert set(results[1]["metrics"]) == {"r2_test", "mse_test", "mae_test", "r2_train", "mse_train"}
-    assert results[1]["created_by"] is None
+    assert "created_by" not in results[1]  # usernames are for staff callers only
     assert "loss_curve" not in results[1]
+
+
+def test_model_list_names_who_trained_each_version_to_staff_only(api, staff_token_client, train_version, staff_user):
+    services.model_version_train(dataset=load_diabetes_bmi(), random_state=0, user=staff_user)
+
+    anonymous = api.get("/api/v1/models").json()["results"][0]
+    staff = staff_token_client.get("/api/v1/models").json()["results"][0]
+
+    assert "created_by" not in anonymous
+    assert staff["created_by"] == "staff"
 
 
 def test_model_list_costs_two_queries_whatever_the_number_of_versions(api, train_version, django_assert_num_queries):
@@ -206,7 +217,7 @@ def test_train_promotes_a_passing_version_and_records_the_staff_user(staff_token
     assert body["status"] == "active"
     assert body["decision"].startswith("promoted")
     assert body["metrics"]["r2_test"] > 0.4
-    assert body["created_by"] == "staff"
+    assert ModelVersion.objects.get().created_by == staff_user
     event = PromotionEvent.objects.get()
     assert (event.actor, event.actor_name, event.to_version_id) == (staff_user, "staff", body["version"])
 

@@ -4,6 +4,8 @@ import pytest
 from django.urls import reverse
 
 from predictor import services, views
+from predictor.charts import PRIVATE_DATA_NOTE
+from predictor.ml.data import Dataset, load_diabetes_bmi
 from predictor.models import ModelVersion
 
 LIST_URL = reverse("predictor:model-list")
@@ -45,10 +47,11 @@ def test_list_paginates(client, train_version, monkeypatch):
     assert f">v{first.version}</a>" in html
 
 
-def test_detail_shows_metrics_hyperparameters_fingerprint_history_and_charts(client, train_version):
+def test_detail_shows_metrics_hyperparameters_fingerprint_history_and_charts(client, train_version, staff_user):
     first = train_version(promote=True)
     second = train_version(promote=True, random_state=1)
     services.model_version_rollback(actor_name="dr-ops", reason="bad calibration <b>")
+    client.force_login(staff_user)  # the history (who and why) is for staff
     response = client.get(first.get_absolute_url())
     html = response.content.decode()
     assert response.status_code == 200
@@ -72,8 +75,9 @@ def test_detail_shows_metrics_hyperparameters_fingerprint_history_and_charts(cli
     assert "style=" not in html
 
 
-def test_detail_of_a_rejected_version_says_it_failed_the_gate(client, train_version):
+def test_detail_of_a_rejected_version_says_it_failed_the_gate(client, train_version, staff_user):
     rejected = train_version(promote=False, threshold=0.99)
+    client.force_login(staff_user)
     assert rejected.status == ModelVersion.Status.REJECTED
     html = client.get(rejected.get_absolute_url()).content.decode()
     assert "Failed the gate" in html
@@ -86,3 +90,40 @@ def test_unknown_version_is_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert "Page not found" in response.content.decode()
+
+
+def test_detail_hides_usernames_history_and_reasons_from_the_public(client, train_version, staff_user):
+    first = services.model_version_train(
+        dataset=load_diabetes_bmi(), random_state=0, promote=True, user=staff_user
+    ).version
+    train_version(promote=True, random_state=1)
+    services.model_version_rollback(actor_name="dr-ops", reason="bad calibration")
+
+    html = client.get(first.get_absolute_url()).content.decode()
+
+    assert "Promotion history" not in html
+    assert "dr-ops" not in html and "bad calibration" not in html
+    assert " by staff" not in html
+    assert f"{first.r2_test:.4f}" in html  # the metrics stay public
+
+
+def test_a_version_trained_on_private_data_shows_no_training_points(client, train_version, tmp_path, diabetes):
+    private = Dataset(
+        name="csv:clinic.csv",
+        X_train=diabetes.X_train,
+        y_train=diabetes.y_train,
+        X_test=diabetes.X_test,
+        y_test=diabetes.y_test,
+    )
+    version = train_version(dataset=private, promote=True)
+    assert version.training_sample == []
+
+    detail = client.get(version.get_absolute_url()).content.decode()
+    assert PRIVATE_DATA_NOTE in detail
+    assert 'class="fit-line"' in detail
+    assert '<g class="points" aria-hidden="true"></g>' in detail  # no patient's point drawn
+
+    prediction = client.post(reverse("predictor:predict"), {"bmi": "27.5"}).content.decode()
+    assert PRIVATE_DATA_NOTE in prediction
+    assert 'class="patient-point"' in prediction and 'class="fit-line"' in prediction
+    assert '<g class="points" aria-hidden="true"></g>' in prediction

@@ -1,5 +1,6 @@
 """The registry services: the R² gate, promotion, rollback, retirement and the audit trail."""
 
+import numpy as np
 import pytest
 from django.db import IntegrityError, transaction
 
@@ -186,3 +187,15 @@ def test_hitting_the_epoch_limit_is_recorded(db, diabetes):
     assert not result.version.converged
     assert result.version.n_epochs == 1
     assert "raise max_epochs" in result.warnings[0]
+
+
+def test_training_points_are_stored_for_the_public_data_set_only(train_version, diabetes):
+    public = train_version(promote=False)
+    with_outcomes = diabetes.with_extra_training_rows(
+        np.array([25.0, 30.0]), np.array([140.0, 180.0]), name=f"{diabetes.name}+2 outcomes"
+    )
+    augmented = train_version(dataset=with_outcomes, promote=False, random_state=1)
+
+    assert 0 < len(public.training_sample) <= services.TRAINING_SAMPLE_POINTS
+    # Outcomes are real patients' observations, shown to anyone on the model pages otherwise.
+    assert augmented.training_sample == []

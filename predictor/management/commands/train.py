@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -102,7 +104,8 @@ class Command(BaseCommand):
                     test_fraction=options["test_fraction"],
                     random_state=options["seed"],
                     bmi_range=(settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX),
-                    name=f"csv:{options['data']}",
+                    # The file name only: the server's paths are not for the public model pages.
+                    name=f"csv:{Path(options['data']).name}",
                 )
             return load_diabetes_bmi()
         except DataError as exc:
