@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from predictor import services
 from predictor.models import ModelVersion, PredictionLog
@@ -47,8 +47,8 @@ DEADLINE_SECONDS = 60
 
 
 @pytest.fixture(autouse=True)
-def _postgres_only(settings):
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+def _postgres_only():
+    if connection.vendor != "postgresql":
         pytest.fail("gunicorn runs in other processes: these tests need PostgreSQL (set DATABASE_URL).")
 
 
