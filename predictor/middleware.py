@@ -6,7 +6,8 @@ SecurityMiddleware or CommonMiddleware ever look at the Host header.
 """
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import Error as DBError
+from django.db import connection
 from django.http import JsonResponse
 
 from predictor.models import ModelVersion
@@ -21,7 +22,7 @@ def readiness() -> tuple[bool, dict]:
         active = (
             ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("version", flat=True).first()
         )
-    except DatabaseError as exc:
+    except DBError as exc:
         # A dead connection must not poison the next request: drop it so Django reconnects.
         connection.close_if_unusable_or_obsolete()
         return False, {"status": "unavailable", "reason": f"database unavailable: {type(exc).__name__}"}

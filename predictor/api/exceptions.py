@@ -12,7 +12,8 @@ for programs. No error ever carries a stack trace or echoes the schema.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import DatabaseError, IntegrityError
+from django.db import Error as DBError
+from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -74,7 +75,7 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, IntegrityError):
         # Two registry writes raced and the database constraint stopped the loser.
         return Conflict("A concurrent change to the registry won; reload and try again.")
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, DBError):
         # A broken connection is dropped by Django when the request finishes (close_old_connections).
         return ServiceUnavailable("Database unavailable; try again later.", code="database_unavailable")
     if isinstance(exc, Http404):

@@ -87,7 +87,7 @@ class ModelQualityCollector:
         yield from families
 
     def _compute(self) -> list:
-        from django.db import DatabaseError
+        from django.db import Error as DBError
 
         from predictor import selectors
         from predictor.monitoring import stats
@@ -116,7 +116,7 @@ class ModelQualityCollector:
         try:
             version = selectors.active_version()
             quality = stats.version_quality(version) if version is not None else None
-        except DatabaseError:
+        except DBError:
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
