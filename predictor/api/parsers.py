@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+from predictor.api import strictjson
 from predictor.api.exceptions import PayloadTooLarge
-
-
-def _reject_constant(name: str):
-    # Python's json accepts NaN/Infinity/-Infinity literals by default; they are not JSON (RFC 8259).
-    raise ValueError(f"{name} is not valid JSON; send a finite number")
 
 
 class StrictJSONParser(JSONParser):
@@ -30,7 +24,7 @@ class StrictJSONParser(JSONParser):
             raise PayloadTooLarge()
         encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
         try:
-            return json.loads(raw.decode(encoding), parse_constant=_reject_constant)
+            return strictjson.loads(raw.decode(encoding))
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply.") from None
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -224,6 +224,9 @@ class PredictOutputSerializer(serializers.Serializer):
     bmi = serializers.FloatField(help_text="The BMI predicted for, kg/m².")
     prediction = serializers.FloatField(help_text=f"Predicted {PREDICTION_UNIT}.")
     model_version = serializers.IntegerField(help_text="The model version that made the prediction.")
+    prediction_id = serializers.IntegerField(
+        help_text="The prediction's row in the log: record the observed outcome against it later."
+    )
     unit = serializers.CharField(help_text="Unit of the prediction.")
     bmi_unit = serializers.CharField(help_text="Unit of the BMI: kg/m².")
 

@@ -6,7 +6,9 @@ and registry changes through ``predictor.services``, exactly as the management c
 
 from __future__ import annotations
 
-from django.db import DatabaseError
+import functools
+
+from django.db import Error as DBError
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import generics, status
@@ -18,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from predictor import selectors, services, serving
+from predictor.api import fastpath
 from predictor.api import serializers as s
 from predictor.api.exceptions import PredictionLogUnavailable
 from predictor.api.permissions import IsStaff, PredictionAccess
@@ -36,6 +39,19 @@ class PredictView(APIView):
     permission_classes = [PredictionAccess]
     throttle_scope = "predict"
 
+    @classmethod
+    def as_view(cls, **initkwargs):
+        """DRF's view behind the fast path for plain anonymous predictions (see ``fastpath``)."""
+        drf_view = super().as_view(**initkwargs)
+        allowed_methods = ", ".join(cls().allowed_methods)
+
+        @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URLs and the schema
+        def view(request, *args, **kwargs):
+            return fastpath.predict(request, allowed_methods=allowed_methods) or drf_view(request, *args, **kwargs)
+
+        view.drf_view = drf_view
+        return view
+
     @extend_schema(
         operation_id="predict",
         auth=OPTIONAL_AUTH,
@@ -49,7 +65,7 @@ class PredictView(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             result = serving.predict_one(serializer.validated_data["bmi"], channel=PredictionLog.Channel.API)
-        except DatabaseError as exc:
+        except DBError as exc:
             # Django drops a broken connection itself when the request finishes (close_old_connections).
             raise PredictionLogUnavailable() from exc
         return Response(
@@ -57,6 +73,7 @@ class PredictView(APIView):
                 "bmi": result.bmi,
                 "prediction": result.prediction,
                 "model_version": result.model.version,
+                "prediction_id": result.log_id,
                 "unit": s.PREDICTION_UNIT,
                 "bmi_unit": s.BMI_UNIT,
             }
@@ -81,7 +98,7 @@ class PredictBatchView(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             result = serving.predict_batch(serializer.validated_data["bmi"], channel=PredictionLog.Channel.BATCH)
-        except DatabaseError as exc:
+        except DBError as exc:
             # Django drops a broken connection itself when the request finishes (close_old_connections).
             raise PredictionLogUnavailable() from exc
         output = {
