@@ -166,15 +166,23 @@ class PredictionLog(models.Model):
 
     # db_default so that raw bulk writes (COPY) get the database's clock too.
     created_at = models.DateTimeField(db_default=Now(), db_index=True)
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    # No index of its own: the (model_version, created_at) index below serves lookups by version,
+    # and every index is one more write per logged prediction.
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="predictions", db_index=False
+    )
     bmi = models.FloatField(help_text="kg/m²")
     prediction = models.FloatField(help_text="Predicted progression one year after baseline.")
     channel = models.CharField(max_length=8, choices=Channel.choices)
-    batch_id = models.UUIDField(null=True, blank=True, db_index=True)
+    batch_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["model_version", "created_at"], name="predictor_log_version_time")]
+        indexes = [
+            models.Index(fields=["model_version", "created_at"], name="predictor_log_version_time"),
+            # Partial: single predictions (no batch id) never touch it.
+            models.Index(fields=["batch_id"], condition=models.Q(batch_id__isnull=False), name="predictor_log_batch"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(channel__in=["api", "batch", "web"]),
