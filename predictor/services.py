@@ -331,6 +331,11 @@ def prediction_logs_prune(*, older_than_days: int, batch_size: int = 10_000) -> 
         if not ids:
             return deleted
         with transaction.atomic():
+            # Lock the rows first: an outcome import holding them commits before its outcomes are
+            # deleted here, instead of inserting outcomes for rows this transaction is deleting.
+            ids = list(
+                PredictionLog.objects.filter(id__in=ids).select_for_update().order_by("id").values_list("id", flat=True)
+            )
             Outcome.objects.filter(prediction_id__in=ids).delete()
             _, per_model = PredictionLog.objects.filter(id__in=ids).delete()
         deleted += per_model.get(PredictionLog._meta.label, 0)

@@ -98,9 +98,23 @@ def outcomes_import(*, source, user=None) -> ImportReport:
             raise OutcomeImportError([f"The file is not UTF-8 text (byte {exc.start})."]) from None
     rows, errors = _parse_import(text)
     recorded_by = user if user is not None and getattr(user, "is_authenticated", False) else None
+    try:
+        return _import_rows(rows, errors, recorded_by=recorded_by)
+    except IntegrityError:
+        # PostgreSQL checks the (deferred) foreign keys at COMMIT, outside the inner handler. The
+        # row locks below make this unreachable for prune_predictions; it stays as a clear message
+        # for anything else that deletes predictions.
+        raise OutcomeImportError(
+            ["A prediction in the file was deleted while the import ran (prune_predictions?); run it again."]
+        ) from None
+
+
+def _import_rows(rows, errors, *, recorded_by) -> ImportReport:
     with transaction.atomic():
         ids = [prediction_id for _, prediction_id, _ in rows]
-        known = _existing(PredictionLog, ids)
+        # FOR NO KEY UPDATE on the predictions: a concurrent prune_predictions (which takes FOR UPDATE
+        # before deleting) waits for this import to commit instead of deleting rows it refers to.
+        known = _existing(PredictionLog, ids, lock=True)
         # FOR UPDATE is not possible on rows that do not exist yet; a concurrent insert of the same
         # outcome is caught by the primary key below and rolls the whole import back.
         recorded = _existing(Outcome, ids)
@@ -188,9 +202,12 @@ def _parse_import(text: str) -> tuple[list[tuple[int, int, float]], list[tuple[i
     return rows, errors
 
 
-def _existing(model, ids: list[int]) -> set[int]:
+def _existing(model, ids: list[int], *, lock: bool = False) -> set[int]:
     found: set[int] = set()
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         chunk = ids[start : start + _LOOKUP_CHUNK]
-        found.update(model.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+        queryset = model.objects.filter(pk__in=chunk)
+        if lock:
+            queryset = queryset.select_for_update(no_key=True).order_by("pk")  # one lock order: no deadlocks
+        found.update(queryset.values_list("pk", flat=True))
     return found

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 
+import psycopg2
+import psycopg2.errors
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
 
-from predictor.models import Outcome
+from predictor.models import Outcome, PredictionLog
+from predictor.monitoring import services
+from predictor.services import prediction_logs_prune
 
 
 @pytest.fixture
@@ -87,3 +94,75 @@ def test_unusable_files_are_refused(tmp_path, rows, text, message):
 def test_missing_file_is_a_command_error(tmp_path, db):
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("import_outcomes", str(tmp_path / "nope.csv"), stdout=StringIO())
+
+
+# --- Races with prune_predictions (real commits, so PostgreSQL checks the deferred foreign keys) ---
+
+
+def _other_connection():
+    db = connection.settings_dict
+    return psycopg2.connect(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"], port=db["PORT"] or 5432
+    )
+
+
+@pytest.fixture
+def committed_rows(transactional_db, train_version, log_predictions):
+    if connection.vendor != "postgresql":
+        pytest.fail("These tests need PostgreSQL (set DATABASE_URL): row locks and deferred foreign keys.")
+    return log_predictions(train_version(promote=True), [22.0, 26.0])
+
+
+def test_a_prediction_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_rows, monkeypatch):
+    # The deletion lands after the lookup, as a prune without the lock would; the foreign key then
+    # fails at COMMIT, outside any inner handler.
+    victim = committed_rows[0].pk
+    original = services._existing
+
+    def existing_then_deleted(model, ids, **kwargs):
+        found = original(model, ids, **kwargs)
+        if model is PredictionLog:
+            PredictionLog.objects.filter(pk=victim).delete()
+        return found
+
+    monkeypatch.setattr(services, "_existing", existing_then_deleted)
+    path = write(tmp_path, "prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
+    err = StringIO()
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_outcomes", path, stdout=StringIO(), stderr=err)
+    assert "deleted while the import ran" in err.getvalue()
+    assert not Outcome.objects.exists()
+
+
+def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, committed_rows, monkeypatch):
+    original = services._existing
+    blocked = []
+
+    def existing_then_try_to_delete(model, ids, **kwargs):
+        found = original(model, ids, **kwargs)
+        if model is PredictionLog:
+            other = _other_connection()
+            try:
+                with other.cursor() as cursor:
+                    cursor.execute("SET lock_timeout = '300ms'")
+                    try:
+                        cursor.execute("DELETE FROM predictor_predictionlog WHERE id = %s", [committed_rows[0].pk])
+                    except psycopg2.errors.LockNotAvailable:
+                        blocked.append(True)
+                other.rollback()
+            finally:
+                other.close()
+        return found
+
+    monkeypatch.setattr(services, "_existing", existing_then_try_to_delete)
+    path = write(tmp_path, "prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
+    call_command("import_outcomes", path, stdout=StringIO())
+    assert blocked == [True], "a concurrent DELETE was not held off by the import's row locks"
+    assert Outcome.objects.count() == 2
+
+
+def test_prune_deletes_imported_outcomes_with_their_predictions(committed_rows):
+    PredictionLog.objects.update(created_at=timezone.now() - timedelta(days=400))
+    services.outcomes_import(source="prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
+    assert prediction_logs_prune(older_than_days=365) == 2
+    assert not Outcome.objects.exists()
