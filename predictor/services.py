@@ -61,7 +61,8 @@ def _actor_name(user, actor_name: str | None) -> str:
     return "system"
 
 
-def _user_or_none(user):
+def user_or_none(user):
+    """The user to record as an actor: ``None`` for no user or an anonymous one."""
     return user if user is not None and getattr(user, "is_authenticated", False) else None
 
 
@@ -113,7 +114,7 @@ def model_version_train(
     predicted_train = estimator.predict(dataset.X_train)
     r2_test = r2_score(dataset.y_test, predicted_test)
     passed = r2_test > threshold
-    user = _user_or_none(user)
+    user = user_or_none(user)
 
     with transaction.atomic():
         _lock_registry()
@@ -175,7 +176,7 @@ def model_version_promote(
         target = _get_version(version)
         return _promote_locked(
             target,
-            user=_user_or_none(user),
+            user=user_or_none(user),
             actor_name=_actor_name(user, actor_name),
             reason=reason,
             threshold=threshold,
@@ -244,7 +245,7 @@ def model_version_rollback(*, user=None, actor_name: str | None = None, reason: 
             action=PromotionEvent.Action.ROLLBACK,
             from_version=current,
             to_version=target,
-            actor=_user_or_none(user),
+            actor=user_or_none(user),
             actor_name=_actor_name(user, actor_name),
             reason=reason,
         )
@@ -267,7 +268,7 @@ def model_version_retire(*, version: int, user=None, actor_name: str | None = No
             action=PromotionEvent.Action.RETIRE,
             from_version=target,
             to_version=None,
-            actor=_user_or_none(user),
+            actor=user_or_none(user),
             actor_name=_actor_name(user, actor_name),
             reason=reason,
         )

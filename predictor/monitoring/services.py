@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from predictor.models import Outcome, PredictionLog
+from predictor.services import user_or_none
 
 IMPORT_COLUMNS = ("prediction_id", "observed")
 # Lookups of ids in the file go to the database in chunks of this size (bounded query size).
@@ -69,7 +70,7 @@ def outcome_record(*, prediction_id: int, observed, user=None, source: str = "ap
     value = observed_validate(observed)
     if not PredictionLog.objects.filter(pk=prediction_id).exists():
         raise PredictionNotFound(f"Prediction {prediction_id} does not exist.")
-    recorded_by = user if user is not None and getattr(user, "is_authenticated", False) else None
+    recorded_by = user_or_none(user)
     try:
         # Two clients may record the same prediction at once; the primary key makes the loser fail here.
         with transaction.atomic():
@@ -97,7 +98,7 @@ def outcomes_import(*, source, user=None) -> ImportReport:
         except UnicodeDecodeError as exc:
             raise OutcomeImportError([f"The file is not UTF-8 text (byte {exc.start})."]) from None
     rows, errors = _parse_import(text)
-    recorded_by = user if user is not None and getattr(user, "is_authenticated", False) else None
+    recorded_by = user_or_none(user)
     try:
         return _import_rows(rows, errors, recorded_by=recorded_by)
     except IntegrityError:

@@ -242,3 +242,56 @@ def monitored_versions(*, limit: int = 5) -> list[ModelVersion]:
         # ACTIVE sorts first by the boolean; Q() in order_by needs an expression wrapper.
         .order_by(ExpressionWrapper(is_active, output_field=BooleanField()).desc(), "-version")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class VersionHealth:
+    """The alert rules' verdict on one version (what ``check_model`` exits non-zero on)."""
+
+    quality: VersionQuality
+    problems: list[str]  # alerts: live R² not above the threshold, drift above the alert level
+    not_judged: list[str]  # figures with too little data to judge (not an alert)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def version_health(
+    version: ModelVersion,
+    *,
+    quality: VersionQuality | None = None,
+    threshold: float | None = None,
+    min_outcomes: int | None = None,
+    min_predictions: int | None = None,
+    max_psi: float | None = None,
+) -> VersionHealth:
+    """Judge ``version`` by the alert rules; each limit defaults to its setting.
+
+    Live R² must exceed ``threshold`` (default ``PREDICTOR_PROMOTION_THRESHOLD``, the promotion gate)
+    once there are ``min_outcomes`` outcomes; drift PSI must not exceed ``max_psi`` once
+    ``min_predictions`` predictions were served. Fewer are noise, not evidence, and are not judged.
+    Pass ``quality`` when it is already computed, to save its two queries.
+    """
+    from django.conf import settings
+
+    threshold = settings.PREDICTOR_PROMOTION_THRESHOLD if threshold is None else float(threshold)
+    min_outcomes = settings.PREDICTOR_MONITOR_MIN_OUTCOMES if min_outcomes is None else min_outcomes
+    min_predictions = settings.PREDICTOR_MONITOR_MIN_PREDICTIONS if min_predictions is None else min_predictions
+    max_psi = settings.PREDICTOR_MONITOR_PSI_ALERT if max_psi is None else max_psi
+    quality = quality if quality is not None else version_quality(version)
+
+    problems, not_judged = [], []
+    if quality.n_outcomes < min_outcomes:
+        not_judged.append(f"Live R² not judged: {quality.n_outcomes} outcomes, at least {min_outcomes} needed.")
+    elif quality.r2 is None or not quality.r2 > threshold:
+        problems.append(f"live R² {_fmt(quality.r2)} is not above the threshold {threshold:g}")
+    if quality.n_predictions < min_predictions:
+        not_judged.append(f"Drift not judged: {quality.n_predictions} predictions, at least {min_predictions} needed.")
+    elif quality.psi is not None and quality.psi > max_psi:
+        problems.append(f"BMI drift PSI {quality.psi:.4f} exceeds {max_psi:g}")
+    return VersionHealth(quality=quality, problems=problems, not_judged=not_judged)

@@ -41,6 +41,8 @@ def monitoring_page(request):
             {
                 "version": version,
                 "quality": quality,
+                # The check_model rules, on figures already computed: no extra query.
+                "health": stats.version_health(version, quality=quality),
                 "days": days,
                 "traffic_chart": charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
                 "r2_chart": charts.r2_lines(days, threshold=version.threshold, chart_id=f"r2-v{version.version}"),

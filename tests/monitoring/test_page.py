@@ -113,3 +113,15 @@ def test_api_refuses_staff_without_the_log_permission(api_client, view_only_staf
     response = api_client.get(f"/api/v1/models/{active_version.version}/monitoring")
     assert response.status_code == 403
     assert "predictor.view_predictionlog" in response.json()["error"]["message"]
+
+
+def test_page_shows_the_check_model_verdict_per_version(client, staff_user, traffic, settings):
+    settings.PREDICTOR_MONITOR_MIN_OUTCOMES = 1000  # too few outcomes and predictions to judge
+    settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 1000
+    client.force_login(staff_user)
+    html = client.get("/monitoring/").content.decode()
+    assert '<td data-testid="health">not judged yet (too little data)</td>' in html
+    settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 10
+    settings.PREDICTOR_MONITOR_PSI_ALERT = 0.0001  # any shift is drift
+    html = client.get("/monitoring/").content.decode()
+    assert re.search(r'<td data-testid="health"><strong>needs attention:</strong> BMI drift PSI [\d.]+ exceeds', html)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from predictor.monitoring import stats
+from predictor.monitoring.selectors import dataset_with_outcomes
 
 
 def numpy_r2(observed, predicted) -> float:
@@ -139,3 +140,31 @@ def test_monitored_versions_keep_an_older_active_version_after_a_rollback(train_
     listed = [v.version for v in stats.monitored_versions(limit=5)]
 
     assert listed == [active.version, *sorted(newer, reverse=True)[:4]]
+
+
+def test_version_health_applies_the_check_model_rules(active_version, log_predictions, record_outcomes, settings):
+    settings.PREDICTOR_MONITOR_MIN_OUTCOMES = 2
+    settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 3
+    empty = stats.version_health(active_version)
+    assert empty.ok and len(empty.not_judged) == 2
+
+    # Outcomes far from the predictions: live R² far below the gate, and a BMI population off to one side.
+    rows = log_predictions(active_version, [45.0, 46.0, 47.0, 48.0])
+    record_outcomes(rows, [50.0, 300.0, 60.0, 290.0])
+    health = stats.version_health(active_version)
+    assert not health.ok and health.not_judged == []
+    assert any(p.startswith("live R²") and "is not above the threshold 0.4" in p for p in health.problems)
+    assert any(p.startswith("BMI drift PSI") for p in health.problems)
+    # Figures already computed are reused, and every limit can be given.
+    assert stats.version_health(active_version, quality=health.quality, threshold=-100, max_psi=100).ok
+
+
+def test_dataset_with_outcomes_adds_the_pairs_to_training_rows_only(
+    active_version, log_predictions, record_outcomes, diabetes
+):
+    record_outcomes(log_predictions(active_version, [25.0, 30.0]), [140.0, 180.0])
+    dataset, n = dataset_with_outcomes(diabetes)
+    assert n == 2
+    assert dataset.name == "sklearn-diabetes-bmi+2 outcomes"
+    assert dataset.n_train == diabetes.n_train + 2
+    assert list(dataset.X_test) == list(diabetes.X_test)

@@ -52,27 +52,23 @@ class Command(BaseCommand):
         version = selectors.active_version()
         if version is None:
             raise CommandError("No model version is active: nothing is being served.")
-        quality = stats.version_quality(version)
+        health = stats.version_health(
+            version,
+            threshold=threshold,
+            min_outcomes=options["min_outcomes"],
+            min_predictions=options["min_predictions"],
+            max_psi=options["max_psi"],
+        )
+        quality = health.quality
         self.stdout.write(
             f"Version {version.version}: {quality.n_predictions} predictions, {quality.n_outcomes} outcomes; "
             f"live R² {_fmt(quality.r2)}, live MAE {_fmt(quality.mae, 2)}; "
             f"drift PSI {_fmt(quality.psi)} ({quality.psi_reading})."
         )
-        problems = []
-        if quality.n_outcomes < options["min_outcomes"]:
-            self.stdout.write(
-                f"Live R² not judged: {quality.n_outcomes} outcomes, at least {options['min_outcomes']} needed."
-            )
-        elif quality.r2 is None or not quality.r2 > threshold:
-            problems.append(f"live R² {_fmt(quality.r2)} is not above the threshold {threshold:g}")
-        if quality.n_predictions < options["min_predictions"]:
-            self.stdout.write(
-                f"Drift not judged: {quality.n_predictions} predictions, at least {options['min_predictions']} needed."
-            )
-        elif quality.psi is not None and quality.psi > options["max_psi"]:
-            problems.append(f"BMI drift PSI {quality.psi:.4f} exceeds {options['max_psi']:g}")
-        if problems:
-            raise CommandError(f"Version {version.version} needs attention: {'; '.join(problems)}.")
+        for note in health.not_judged:
+            self.stdout.write(note)
+        if not health.ok:
+            raise CommandError(f"Version {version.version} needs attention: {'; '.join(health.problems)}.")
         self.stdout.write(self.style.SUCCESS(f"Version {version.version} is healthy."))
 
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from predictor import services
 from predictor.management.commands._common import cli_actor, format_metrics
 from predictor.ml.data import DataError, load_csv, load_diabetes_bmi
-from predictor.monitoring.selectors import outcome_training_pairs
+from predictor.monitoring.selectors import dataset_with_outcomes
 
 
 class Command(BaseCommand):
@@ -65,10 +65,7 @@ class Command(BaseCommand):
         dataset = self.load_dataset(options)
         n_outcome_rows = 0
         if options["with_outcomes"]:
-            bmi, observed = outcome_training_pairs()
-            n_outcome_rows = len(bmi)
-            # The test rows stay as they are, so held-out R² remains comparable between versions.
-            dataset = dataset.with_extra_training_rows(bmi, observed, name=f"{dataset.name}+{n_outcome_rows} outcomes")
+            dataset, n_outcome_rows = dataset_with_outcomes(dataset)
             self.stdout.write(f"Adding {n_outcome_rows} observed outcome(s) to the training rows.")
         try:
             result = services.model_version_train(
