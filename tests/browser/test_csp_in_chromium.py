@@ -7,9 +7,19 @@ policy, and the /docs exception) lets every page work: any violation is a consol
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from tests.browser.test_pages_in_chromium import browser  # noqa: F401 - the shared Chromium fixture
+import numpy as np
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from predictor.models import Outcome, PredictionLog
+from tests.browser.test_pages_in_chromium import (
+    ARTIFACTS,
+    browser,  # noqa: F401 - the shared Chromium fixture
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -44,6 +54,71 @@ def test_page_works_under_the_servers_csp_without_violations(
         page.wait_for_load_state("networkidle")
         if path == "/docs":
             assert "BMI" in page.locator(".swagger-ui .info .title").inner_text()
+        assert errors == [], errors
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def monitored(active_version):
+    """Two days of traffic with outcomes, so every monitoring chart has something to draw."""
+    rng = np.random.default_rng(0)
+    bmis = rng.normal(27, 4, 80).clip(15, 45)
+    rows = PredictionLog.objects.bulk_create(
+        PredictionLog(
+            model_version=active_version,
+            bmi=float(b),
+            prediction=active_version.slope * float(b) + active_version.intercept,
+            channel="api",
+        )
+        for b in bmis
+    )
+    PredictionLog.objects.filter(pk__in=[r.pk for r in rows[:40]]).update(created_at=timezone.now() - timedelta(days=1))
+    Outcome.objects.bulk_create(
+        Outcome(prediction=row, observed=float(row.prediction + rng.normal(0, 50)), source="test") for row in rows[:60]
+    )
+    return active_version
+
+
+@pytest.mark.parametrize(
+    ("path", "ready"),
+    [("/monitoring/", "svg#r2-v{v}"), ("/models/{v}/", "svg#fit-chart")],
+)
+def test_staff_pages_work_under_the_servers_csp_without_violations(
+    browser,  # noqa: F811
+    live_server,
+    monitored,
+    staff_user,
+    path,
+    ready,
+):
+    # A real session for the staff user, handed to the browser as its cookie (no login form to drive).
+    client = Client()
+    client.force_login(staff_user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    url = path.format(v=monitored.version)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}])
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        response = page.goto(f"{live_server.url}{url}")
+        assert response.status == 200, response.status  # not the login redirect: the session was accepted
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        page.wait_for_selector(ready.format(v=monitored.version), timeout=15_000)
+        page.wait_for_load_state("networkidle")
+        if path == "/monitoring/":
+            assert page.locator("section.monitoring-version").count() == 1
+            assert page.locator(f"#v{monitored.version} svg").count() == 3
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "monitoring-desktop.png"), full_page=True)
+        else:
+            # Staff see the history and who trained it; the fit chart has the public training points.
+            assert page.locator("#history-heading").count() == 1
+            assert page.locator("#fit-chart .points circle").count() > 100
         assert errors == [], errors
     finally:
         context.close()
