@@ -23,7 +23,7 @@ from predictor import selectors, services, serving
 from predictor.api import fastpath
 from predictor.api import serializers as s
 from predictor.api.exceptions import PredictionLogUnavailable
-from predictor.api.permissions import IsStaff, PredictionAccess
+from predictor.api.permissions import ManageModels, PredictionAccess, ReadPredictionLog
 from predictor.api.schema import errors
 from predictor.ml.data import load_diabetes_bmi
 from predictor.models import PredictionLog
@@ -130,7 +130,7 @@ class PredictionPagination(CursorPagination):
     )
 )
 class PredictionListView(generics.ListAPIView):
-    permission_classes = [IsStaff]
+    permission_classes = [ReadPredictionLog]
     serializer_class = s.PredictionLogSerializer
     pagination_class = PredictionPagination
 
@@ -181,7 +181,7 @@ class ModelDetailView(APIView):
         model_version = selectors.version_get(version=version)
         if model_version is None:
             raise NotFound(f"Version {version} does not exist.")
-        return Response(s.ModelVersionDetailSerializer(model_version).data)
+        return Response(s.ModelVersionDetailSerializer(model_version, context={"request": request}).data)
 
 
 @extend_schema(tags=["models"])
@@ -198,12 +198,12 @@ class ActiveModelView(APIView):
         model_version = selectors.active_version()
         if model_version is None:
             raise NotFound("No model version is active.")
-        return Response(s.ModelVersionDetailSerializer(model_version).data)
+        return Response(s.ModelVersionDetailSerializer(model_version, context={"request": request}).data)
 
 
 @extend_schema(tags=["management"])
 class TrainView(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [ManageModels]
 
     @extend_schema(
         operation_id="model_train",
@@ -233,13 +233,13 @@ class TrainView(APIView):
             )
         except ValueError as exc:  # hyperparameters the estimator refuses; nothing was written
             raise ValidationError({"non_field_errors": [str(exc)]}) from exc
-        output = s.TrainOutputSerializer(result.version, context={"result": result})
+        output = s.TrainOutputSerializer(result.version, context={"result": result, "request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["management"])
 class PromoteView(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [ManageModels]
 
     @extend_schema(
         operation_id="model_promote",
@@ -253,12 +253,12 @@ class PromoteView(APIView):
         promoted = services.model_version_promote(
             version=version, user=request.user, reason=serializer.validated_data["reason"]
         )
-        return Response(s.ModelVersionSerializer(promoted).data)
+        return Response(s.ModelVersionSerializer(promoted, context={"request": request}).data)
 
 
 @extend_schema(tags=["management"])
 class RollbackView(APIView):
-    permission_classes = [IsStaff]
+    permission_classes = [ManageModels]
 
     @extend_schema(
         operation_id="model_rollback",
@@ -270,7 +270,7 @@ class RollbackView(APIView):
         serializer = s.ReasonInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         target = services.model_version_rollback(user=request.user, reason=serializer.validated_data["reason"])
-        return Response(s.ModelVersionSerializer(target).data)
+        return Response(s.ModelVersionSerializer(target, context={"request": request}).data)
 
 
 # --- Schema and docs -----------------------------------------------------------------------------

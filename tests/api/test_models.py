@@ -163,6 +163,13 @@ def test_model_list_names_who_trained_each_version_to_staff_only(api, staff_toke
     assert staff["created_by"] == "staff"
 
 
+def test_model_detail_and_active_name_the_trainer_to_staff_only(api, staff_token_client, staff_user, db):
+    version = services.model_version_train(dataset=load_diabetes_bmi(), random_state=0, user=staff_user).version
+    for path in (f"/api/v1/models/{version.version}", "/api/v1/models/active"):
+        assert "created_by" not in api.get(path).json()
+        assert staff_token_client.get(path).json()["created_by"] == "staff"
+
+
 def test_model_list_costs_two_queries_whatever_the_number_of_versions(api, train_version, django_assert_num_queries):
     for seed in range(3):
         train_version(promote=False, random_state=seed)
