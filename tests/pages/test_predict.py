@@ -50,6 +50,8 @@ def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_
     assert log.bmi == 27.5
     assert log.model_version_id == active_version.version
     assert log.prediction == pytest.approx(expected)
+    # The reference a clinician quotes when recording the observed outcome.
+    assert 'data-testid="prediction-id"' in html and f">#{log.pk}<" in html
 
 
 @pytest.mark.parametrize("value", ["10", "80", " 31.2 ", "27,5"])
