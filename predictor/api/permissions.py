@@ -76,11 +76,9 @@ class RecordOutcomes(BasePermission):
 
 
 class IsStaff(BasePermission):
-    """The management default: staff, with the log permission to read and the registry one to change.
-
-    It guards the prediction log (GET, needs ``view_predictionlog``) and train/promote/rollback (POST,
-    need ``change_modelversion``), and is the project default for any view that forgets to say, so
-    an unlisted view is closed to view-only staff too.
+    """The project default (REST_FRAMEWORK) for a view that names no permission: closed but to staff
+    with the log permission for reads and the registry one for writes, so a forgotten declaration
+    never opens an endpoint to view-only staff, let alone anonymous callers.
     """
 
     message = "Only staff users may use this endpoint."
