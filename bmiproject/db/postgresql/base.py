@@ -20,15 +20,20 @@ from django.db.backends.postgresql import base
 
 class DatabaseWrapper(base.DatabaseWrapper):
     _answered_at = float("-inf")
+    # Set when a cursor is opened, cleared by Django's start- and end-of-request bookkeeping: so at
+    # the end of a request it says whether this request used the connection at all.
+    _used = False
 
     def close_if_unusable_or_obsolete(self):
-        # Called when a request starts and when it ends. At the end, health_check_done says the
-        # connection was used by this request, and errors_occurred whether anything went wrong.
-        if self.connection is not None and self.health_check_done and not self.errors_occurred:
+        # Called when a request starts and when it ends; only the end of a request that used the
+        # connection without an error makes it "fresh".
+        if self.connection is not None and self._used and not self.errors_occurred:
             self._answered_at = time.monotonic()
+        self._used = False
         super().close_if_unusable_or_obsolete()
 
     def close_if_health_check_failed(self):
+        self._used = True
         grace = getattr(settings, "CONN_HEALTH_CHECK_GRACE", 0.25)
         if (
             self.connection is not None
