@@ -4,8 +4,8 @@ Profiling the prediction endpoint under load showed DRF's per-request work (requ
 authenticators, content negotiation, serializer construction, rendering) costing several times
 the prediction itself. This module answers only the request that needs none of it: an anonymous
 JSON body ``{"bmi": <number in range>}`` under the rate limit. It applies the same rules with the
-same code (the BMI field's bounds, the strict JSON parser's constants, the throttle class) and
-writes the same response bytes.
+same code (the serializer's BMI field, the strict JSON parser, the throttle class) and writes the
+same response bytes and headers.
 
 Anything else — a token or session, a validation error, a throttled client, no active model, a
 database error — returns ``None`` and the request goes to the DRF view, which alone produces
@@ -16,16 +16,18 @@ successful responses byte for byte.
 from __future__ import annotations
 
 import json
-import math
 
 from django.conf import settings
 from django.db import Error as DBError
 from django.http import HttpResponse
+from django.utils.cache import patch_vary_headers
+from rest_framework.exceptions import ValidationError
+from rest_framework.fields import empty
 from rest_framework.settings import api_settings
 
 from predictor import serving
 from predictor.api import strictjson
-from predictor.api.serializers import BMI_UNIT, PREDICTION_UNIT
+from predictor.api.serializers import BMI_UNIT, PREDICTION_UNIT, PredictInputSerializer
 from predictor.api.throttling import SettingsRateThrottle
 from predictor.models import PredictionLog
 
@@ -38,6 +40,7 @@ class _Scope:
 
 
 _PREDICT_SCOPE = _Scope("predict")
+_BMI_FIELD = PredictInputSerializer().fields["bmi"]
 
 
 def predict(request, *, allowed_methods: str) -> HttpResponse | None:
@@ -59,7 +62,10 @@ def predict(request, *, allowed_methods: str) -> HttpResponse | None:
     try:
         result = serving.predict_one(bmi, channel=PredictionLog.Channel.API)
     except (DBError, serving.NoActiveModel):
-        return None  # nothing was logged; DRF's view tries once more and answers 503 if it fails too
+        # Nothing was logged; DRF's view tries once more and answers 503 if it fails too. The
+        # request is already counted against the rate limit, so DRF must not count it again.
+        request.throttle_counted = True
+        return None
     body = {
         "bmi": result.bmi,
         "prediction": result.prediction,
@@ -69,6 +75,8 @@ def predict(request, *, allowed_methods: str) -> HttpResponse | None:
         "bmi_unit": BMI_UNIT,
     }
     response = HttpResponse(_render(body), content_type="application/json")
+    # DRF's session authenticator reads the session, so its responses vary by cookie; so does this.
+    patch_vary_headers(response, ("Cookie",))
     # The header DRF's Response adds for this view (it adds no Vary: JSON is its only renderer).
     response["Allow"] = allowed_methods
     return response
@@ -88,16 +96,11 @@ def _valid_bmi(request) -> float | None:
         return None
     if type(data) is not dict:
         return None
-    value = data.get("bmi")
-    if type(value) not in (int, float):  # bool is an int subclass; JSON true is not a number
-        return None
     try:
-        bmi = float(value)
-    except OverflowError:
+        # The DRF serializer's own field, so a new rule there applies here too.
+        return _BMI_FIELD.run_validation(data.get("bmi", empty))
+    except ValidationError:
         return None
-    if not (math.isfinite(bmi) and settings.PREDICTOR_BMI_MIN <= bmi <= settings.PREDICTOR_BMI_MAX):
-        return None
-    return bmi
 
 
 def _render(data: dict) -> bytes:

@@ -52,6 +52,13 @@ class PredictView(APIView):
         view.drf_view = drf_view
         return view
 
+    def get_throttles(self):
+        # A request the fast path already counted (then handed over on a database error or with no
+        # active model) must not be counted twice: that would turn a 503 into a 429.
+        if getattr(self.request._request, "throttle_counted", False):
+            return []
+        return super().get_throttles()
+
     @extend_schema(
         operation_id="predict",
         auth=OPTIONAL_AUTH,

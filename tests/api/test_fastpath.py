@@ -42,7 +42,8 @@ def test_fast_answer_is_byte_for_byte_the_drf_answer(active_version, body):
     assert fast_body.pop("prediction_id") + 1 == drf_body.pop("prediction_id")
     assert fast_body == drf_body
     assert fast.status_code == drf.status_code == 200
-    assert fast.headers == drf.headers
+    # Vary: Cookie comes from SessionMiddleware on DRF's side; the whole-stack test below compares it.
+    assert {k: v for k, v in fast.headers.items() if k != "Vary"} == dict(drf.headers)
     assert fast_body["prediction"] == active_version.slope * body["bmi"] + active_version.intercept
     assert PredictionLog.objects.count() == 2
 
@@ -116,3 +117,26 @@ def test_the_url_serves_the_fast_path_with_its_allow_header(active_version, clie
     assert response.status_code == 200
     assert response["Allow"] == ", ".join(PredictView().allowed_methods)
     assert response.json()["prediction_id"] == PredictionLog.objects.get().pk
+
+
+@pytest.mark.parametrize("rate", ["2/min", None], ids=["throttled", "throttle-off"])
+def test_through_the_whole_stack_both_paths_answer_alike(active_version, client, settings, monkeypatch, rate):
+    settings.PREDICTOR_THROTTLE_PREDICT = rate
+    fast = client.post("/api/v1/predict", {"bmi": 27.4}, content_type="application/json")
+    monkeypatch.setattr(fastpath, "predict", lambda request, **kwargs: None)  # DRF only
+    drf = client.post("/api/v1/predict", {"bmi": 27.4}, content_type="application/json")
+
+    assert fast.status_code == drf.status_code == 200
+    assert dict(fast.headers) == dict(drf.headers)  # Vary: Cookie included
+    fast_body, drf_body = fast.json(), drf.json()
+    assert drf_body.pop("prediction_id") == fast_body.pop("prediction_id") + 1
+    assert fast_body == drf_body
+
+
+@pytest.mark.parametrize(("rate", "expected"), [("1/min", [503, 429]), ("2/min", [503, 503, 429])])
+def test_a_request_handed_over_after_the_throttle_is_counted_once(db, client, settings, rate, expected):
+    settings.PREDICTOR_THROTTLE_PREDICT = rate
+    statuses = [
+        client.post("/api/v1/predict", {"bmi": 27.4}, content_type="application/json").status_code for _ in expected
+    ]
+    assert statuses == expected  # as DRF alone would answer with no active model
