@@ -126,6 +126,14 @@ class PredictionPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def decode_cursor(self, request):
+        # DRF checks a cursor's offset but passes its position straight into the id filter, where
+        # a forged non-integer position became a ValueError (a 500) when the page was fetched.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not cursor.position.isdigit():
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
+
 
 @extend_schema_view(
     get=extend_schema(

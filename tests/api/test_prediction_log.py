@@ -101,6 +101,18 @@ def test_pages_through_the_log_with_a_cursor(staff_token_client, logged):
     assert len(set(seen)) == 6
 
 
+@pytest.mark.parametrize("position", ["1e5", "abc", "-1", "1; DROP TABLE x"])
+def test_forged_cursor_position_is_a_404_not_a_500(staff_token_client, logged, position):
+    import base64
+    from urllib.parse import urlencode
+
+    forged = base64.b64encode(urlencode({"p": position}).encode()).decode()
+    response = staff_token_client.get(URL, {"cursor": forged})
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
 def test_bad_cursor_is_a_404(staff_token_client, logged):
     response = staff_token_client.get(URL, {"cursor": "garbage"})
 
