@@ -141,7 +141,10 @@ def test_post_with_no_active_model_gives_a_503_page(client):
 
 def test_database_failure_while_logging_gives_a_503_page(client, active_version):
     def refuse_log_insert(execute, sql, params, many, context):
-        if sql.startswith("INSERT INTO predictor_predictionlog"):
+        # The log write: a plain INSERT, or on PostgreSQL the prepared statement that holds it.
+        if sql.startswith(
+            ("INSERT INTO predictor_predictionlog", "PREPARE predictor_log_one", "EXECUTE predictor_log_one")
+        ):
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
 

@@ -3,7 +3,7 @@
 import sys
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
 
 from predictor import services, serving
 from predictor.models import PredictionLog
@@ -87,3 +87,19 @@ def test_serving_imports_neither_scikit_learn_nor_matplotlib():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_the_logging_insert_is_prepared_once_per_connection_and_again_after_a_lost_statement(active_version):
+    first = serving.predict_one(25.0)
+    name = connection._predictor_prepared[1]
+    serving.predict_one(26.0)
+    assert connection._predictor_prepared[1] == name  # reused, not prepared again
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a connection pooler's DISCARD ALL would do
+    with pytest.raises(DatabaseError), transaction.atomic():  # a savepoint, as the test runs in a transaction
+        serving.predict_one(27.0)
+    third = serving.predict_one(28.0)  # prepared anew under a fresh name
+    assert connection._predictor_prepared[1] != name
+    assert third.log_id > first.log_id
+    assert list(PredictionLog.objects.order_by("id").values_list("bmi", flat=True)) == [25.0, 26.0, 28.0]
