@@ -108,11 +108,10 @@ def _other_connection():
 
 @pytest.fixture
 def committed_rows(transactional_db, train_version, log_predictions):
-    if connection.vendor != "postgresql":
-        pytest.fail("These tests need PostgreSQL (set DATABASE_URL): row locks and deferred foreign keys.")
     return log_predictions(train_version(promote=True), [22.0, 26.0])
 
 
+@pytest.mark.postgres
 def test_a_prediction_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_rows, monkeypatch):
     # The deletion lands after the lookup, as a prune without the lock would; the foreign key then
     # fails at COMMIT, outside any inner handler.
@@ -134,6 +133,7 @@ def test_a_prediction_deleted_during_the_import_is_a_clear_command_error(tmp_pat
     assert not Outcome.objects.exists()
 
 
+@pytest.mark.postgres
 def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, committed_rows, monkeypatch):
     original = services._existing
     blocked = []
@@ -161,6 +161,7 @@ def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, 
     assert Outcome.objects.count() == 2
 
 
+@pytest.mark.postgres
 def test_prune_deletes_imported_outcomes_with_their_predictions(committed_rows):
     PredictionLog.objects.update(created_at=timezone.now() - timedelta(days=400))
     services.outcomes_import(source="prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from predictor.models import PredictionLog
 
-pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
+pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.postgres]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-test-token"

@@ -23,13 +23,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from predictor import services
 from predictor.models import ModelVersion, PredictionLog
 from tests.deploy.test_gunicorn import collected_static, database_url, free_port, image_server  # noqa: F401
 
-pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 # Benchmark-style settings without the benchmark: no throttling (one client sends thousands of
 # requests), plain HTTP on loopback, no worker recycling in the middle of a count.
@@ -44,12 +44,6 @@ SERVER_ENV = {
 LOAD_REQUESTS = 3000
 LOAD_THREADS = 8
 DEADLINE_SECONDS = 60
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.fail("gunicorn runs in other processes: these tests need PostgreSQL (set DATABASE_URL).")
 
 
 class Client:
