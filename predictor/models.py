@@ -21,6 +21,8 @@ class ModelVersion(models.Model):
 
     # The primary key is the version number: a database sequence, so numbers are never reused.
     version = models.AutoField(primary_key=True)
+    # The column's range. A lookup beyond it cannot match, and SQLite cannot even bind it.
+    VERSION_MAX = 2**31 - 1
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANDIDATE)
 
     slope = models.FloatField(help_text="Progression units per kg/m² of BMI.")

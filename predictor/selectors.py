@@ -17,6 +17,8 @@ def version_list() -> QuerySet[ModelVersion]:
 
 
 def version_get(*, version: int) -> ModelVersion | None:
+    if not 1 <= version <= ModelVersion.VERSION_MAX:
+        return None  # no such version can exist; the database need not be asked
     return ModelVersion.objects.filter(version=version).first()
 
 

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from predictor import selectors
 from predictor.ml.data import DIABETES_DATASET_NAME, Dataset
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
 from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent, RegistryLock
@@ -276,10 +277,10 @@ def model_version_retire(*, version: int, user=None, actor_name: str | None = No
 
 
 def _get_version(version: int) -> ModelVersion:
-    try:
-        return ModelVersion.objects.get(version=version)
-    except (ModelVersion.DoesNotExist, ValueError, TypeError):
-        raise VersionNotFound(f"Version {version} does not exist.") from None
+    found = selectors.version_get(version=version)
+    if found is None:
+        raise VersionNotFound(f"Version {version} does not exist.")
+    return found
 
 
 def _downsample(values: list[float], limit: int) -> list[float]:

@@ -400,7 +400,9 @@ class ReasonInputSerializer(serializers.Serializer):
 class PredictionFilterSerializer(serializers.Serializer):
     """Query parameters of the prediction log (all optional)."""
 
-    version = serializers.IntegerField(required=False, min_value=1, help_text="Only this model version.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=ModelVersion.VERSION_MAX, help_text="Only this model version."
+    )
     channel = serializers.ChoiceField(
         required=False, choices=PredictionLog.Channel.choices, help_text="api, batch or web."
     )

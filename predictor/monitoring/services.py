@@ -68,7 +68,8 @@ def observed_validate(value) -> float:
 def outcome_record(*, prediction_id: int, observed, user=None, source: str = "api") -> Outcome:
     """Record the progression observed for logged prediction ``prediction_id``."""
     value = observed_validate(observed)
-    if not PredictionLog.objects.filter(pk=prediction_id).exists():
+    # Beyond the 64-bit id column no prediction can exist (and SQLite cannot bind the number).
+    if not 1 <= prediction_id < 2**63 or not PredictionLog.objects.filter(pk=prediction_id).exists():
         raise PredictionNotFound(f"Prediction {prediction_id} does not exist.")
     recorded_by = user_or_none(user)
     try:
