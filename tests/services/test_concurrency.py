@@ -4,16 +4,14 @@ import itertools
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from predictor import services
 from predictor.models import ModelVersion, PromotionEvent
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql", reason="row locks need PostgreSQL; CI runs this on PostgreSQL"
-    ),
+    pytest.mark.postgres,  # row locks
 ]
 
 

@@ -89,7 +89,7 @@ def test_serving_imports_neither_scikit_learn_nor_matplotlib():
     assert output.strip() == "[]"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+@pytest.mark.postgres  # prepared statements
 def test_the_logging_insert_is_prepared_once_per_connection_and_again_after_a_lost_statement(active_version):
     first = serving.predict_one(25.0)
     name = connection._predictor_prepared[1]
