@@ -26,9 +26,14 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The benchmark against the FastAPI reference (PostgreSQL on 127.0.0.1; see docs/performance.md).
-bench: install
-	test -x bench/.venv/bin/uvicorn || ($(PYTHON) -m venv bench/.venv && bench/.venv/bin/pip install --quiet -r bench/requirements.txt)
+bench: install bench/.venv/.installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The reference's own virtualenv (FastAPI, uvicorn, profilers), rebuilt when its pins change.
+bench/.venv/.installed: bench/requirements.txt
+	$(PYTHON) -m venv bench/.venv
+	bench/.venv/bin/pip install --quiet -r bench/requirements.txt
+	touch $@
 
 lint: install
 	$(BIN)/ruff check .

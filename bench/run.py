@@ -490,8 +490,8 @@ def main() -> int:
                 "batch": (f"http://127.0.0.1:{our_port}", "/api/v1/predict/batch", batch, '"batch_id"'),
             },
             "reference": {
-                "predict": (f"http://127.0.0.1:{ref_port}", "/stream", single_ref, '"output"'),
-                "batch": (f"http://127.0.0.1:{ref_port}", "/batch", batch_ref, '"output"'),
+                "predict": (f"http://127.0.0.1:{ref_port}", "/stream", single_ref, '"Response Predict"'),
+                "batch": (f"http://127.0.0.1:{ref_port}", "/batch", batch_ref, '"Response Predict"'),
             },
         }
         counter = LogCounter(args.database_url)
