@@ -61,6 +61,9 @@ CONTENT_SECURITY_POLICY = env_str(
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
 )
 CONTENT_SECURITY_POLICY_DOCS = CONTENT_SECURITY_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# Only the admin sends messages, and its users always have a session. The default storage also
+# tries a signed cookie, whose signer it builds on every request, prediction API calls included.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # --- End of production and security ----------------------------------------------------------
 
 INSTALLED_APPS = [
