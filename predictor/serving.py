@@ -1,12 +1,13 @@
 """The serving path: the active model cached per worker, predictions computed and logged.
 
 A prediction is ``slope * bmi + intercept``; this module imports neither scikit-learn nor
-anything heavier than NumPy. Every prediction returned has been written to ``PredictionLog``
-first: if the write fails, the caller gets the database error, never an unlogged prediction.
+anything heavier than NumPy. Every prediction returned has been logged first: if the write fails,
+the caller gets the database error, never an unlogged prediction. A single prediction is a
+``PredictionLog`` row; a batch is one ``PredictionBatch`` row holding arrays.
 
 Freshness without a timeout: the single-prediction INSERT only succeeds while the cached version
 is still the active one (``WHERE EXISTS``), and a batch checks the same under a share lock before
-its bulk write. When the check fails, the worker reloads the model and tries again, so after a
+its write. When the check fails, the worker reloads the model and tries again, so after a
 promotion or rollback every worker serves the new version from its next request, at the cost of
 no extra query in the common case.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import struct
 import threading
 import uuid
 from dataclasses import dataclass
@@ -24,13 +26,16 @@ import numpy as np
 from django.db import Error as DBError
 from django.db import connection, transaction
 
-from predictor.models import ModelVersion, PredictionLog
+from predictor.models import ModelVersion, PredictionBatch, PredictionLog
 from predictor.monitoring.metrics import record_predictions
 
 __all__ = ["NoActiveModel", "ServingModel", "active_model", "predict_batch", "predict_one", "reset_cache"]
 
 _LOG_TABLE = PredictionLog._meta.db_table
+_BATCH_TABLE = PredictionBatch._meta.db_table
 _VERSION_TABLE = ModelVersion._meta.db_table
+# The Prometheus label of batch predictions (single ones are labelled by their log channel).
+BATCH_CHANNEL = "batch"
 # A worker that keeps losing the race with promotions gives up after this many reloads.
 _MAX_RELOADS = 5
 
@@ -155,8 +160,8 @@ def _insert_if_active(cursor, params):
         raise
 
 
-def predict_batch(bmis, *, channel: str = PredictionLog.Channel.BATCH) -> BatchPrediction:
-    """Predict for many BMIs and log them all in one bulk write, all or nothing."""
+def predict_batch(bmis) -> BatchPrediction:
+    """Predict for many BMIs and log them as one :class:`PredictionBatch` row, all or nothing."""
     values = np.asarray(bmis, dtype=np.float64)
     model = active_model()
     batch_id = uuid.uuid4()
@@ -164,9 +169,9 @@ def predict_batch(bmis, *, channel: str = PredictionLog.Channel.BATCH) -> BatchP
         predictions = model.slope * values + model.intercept
         with transaction.atomic():
             if _version_still_active(model.version):
-                _bulk_log(model.version, values, predictions, channel, batch_id)
+                _log_batch(batch_id, model.version, values, predictions)
                 # Counted once the batch is committed, so a rolled-back batch is never counted.
-                transaction.on_commit(partial(record_predictions, model.version, channel, int(values.size)))
+                transaction.on_commit(partial(record_predictions, model.version, BATCH_CHANNEL, int(values.size)))
                 return BatchPrediction(
                     model=model, bmi=values.tolist(), predictions=predictions.tolist(), batch_id=batch_id
                 )
@@ -186,60 +191,55 @@ def _version_still_active(version: int) -> bool:
         return cursor.fetchone() is not None
 
 
-def _bulk_log(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: str, batch_id: uuid.UUID) -> None:
-    columns = ("model_version_id", "bmi", "prediction", "channel", "batch_id")
-    if connection.vendor == "postgresql":
-        # COPY is several times faster than a multi-row INSERT for thousands of rows, and its binary
-        # form is built by NumPy in one pass (no float formatting) and parsed by the server without
-        # float parsing: floats arrive bit for bit.
-        buffer = io.BytesIO(_binary_copy(version, bmis, predictions, channel, batch_id))
-        # The raw psycopg2 cursor raises psycopg2 errors; wrap them as Django's, like every other query.
-        with connection.cursor() as cursor, connection.wrap_database_errors:
-            cursor.cursor.copy_expert(
-                f"COPY {_LOG_TABLE} ({', '.join(columns)}) FROM STDIN WITH (FORMAT binary)", buffer
-            )
+def _log_batch(batch_id: uuid.UUID, version: int, bmis: np.ndarray, predictions: np.ndarray) -> None:
+    if connection.vendor != "postgresql":
+        PredictionBatch.objects.create(
+            id=batch_id,
+            model_version_id=version,
+            size=int(bmis.size),
+            bmi=bmis.tolist(),
+            predictions=predictions.tolist(),
+        )
         return
-    rows = [(version, b, p, channel, batch_id.hex) for b, p in zip(bmis.tolist(), predictions.tolist(), strict=True)]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {_LOG_TABLE} ({', '.join(columns)}) VALUES (%s, %s, %s, %s, %s)",  # noqa: S608
-            rows,
+    # One row in PostgreSQL's binary COPY format: the arrays are built by NumPy in one pass (no
+    # float formatting) and reach the server bit for bit, with no float parsing on either side.
+    buffer = io.BytesIO(_binary_copy_row(batch_id, version, bmis, predictions))
+    # The raw psycopg2 cursor raises psycopg2 errors; wrap them as Django's, like every other query.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.cursor.copy_expert(
+            f"COPY {_BATCH_TABLE} (id, model_version_id, size, bmi, predictions) FROM STDIN WITH (FORMAT binary)",
+            buffer,
         )
 
 
-# PostgreSQL's binary COPY: a signature, flags and header-extension length, then per row the field
-# count and each field as a 4-byte length and its big-endian value, then -1 as the trailer.
+# PostgreSQL's binary COPY: a signature, flags and header-extension length; per row the field
+# count, then each field as a 4-byte length and its value in network byte order; -1 as the trailer.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
 _COPY_TRAILER = b"\xff\xff"
+_FLOAT8_OID = 701
+_ELEMENT = np.dtype([("length", ">i4"), ("value", ">f8")])
 
 
-def _binary_copy(version: int, bmis: np.ndarray, predictions: np.ndarray, channel: str, batch_id: uuid.UUID) -> bytes:
-    text = channel.encode()
-    row = np.dtype(
+def _float8_array(values: np.ndarray) -> bytes:
+    # A one-dimensional float8[] without NULLs: dimensions, has-nulls flag, element type, then the
+    # dimension's size and lower bound (1), then every element as its length (8) and its value.
+    elements = np.empty(values.shape[0], dtype=_ELEMENT)
+    elements["length"] = 8
+    elements["value"] = values
+    return struct.pack(">iiiii", 1, 0, _FLOAT8_OID, values.shape[0], 1) + elements.tobytes()
+
+
+def _binary_copy_row(batch_id: uuid.UUID, version: int, bmis: np.ndarray, predictions: np.ndarray) -> bytes:
+    bmi_array, prediction_array = _float8_array(bmis), _float8_array(predictions)
+    return b"".join(
         [
-            ("fields", ">i2"),
-            ("version_len", ">i4"),
-            ("version", ">i4"),
-            ("bmi_len", ">i4"),
-            ("bmi", ">f8"),
-            ("prediction_len", ">i4"),
-            ("prediction", ">f8"),
-            ("channel_len", ">i4"),
-            ("channel", f"S{len(text)}"),
-            ("batch_id_len", ">i4"),
-            ("batch_id", "S16"),
+            _COPY_HEADER,
+            struct.pack(">hi16sii", 5, 16, batch_id.bytes, 4, version),
+            struct.pack(">ii", 4, bmis.shape[0]),
+            struct.pack(">i", len(bmi_array)),
+            bmi_array,
+            struct.pack(">i", len(prediction_array)),
+            prediction_array,
+            _COPY_TRAILER,
         ]
     )
-    rows = np.empty(bmis.shape[0], dtype=row)
-    rows["fields"] = 5
-    rows["version_len"] = 4
-    rows["version"] = version
-    rows["bmi_len"] = 8
-    rows["bmi"] = bmis
-    rows["prediction_len"] = 8
-    rows["prediction"] = predictions
-    rows["channel_len"] = len(text)
-    rows["channel"] = text
-    rows["batch_id_len"] = 16
-    rows["batch_id"] = batch_id.bytes
-    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER

@@ -104,7 +104,7 @@ class PredictBatchView(APIView):
         serializer = s.BatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            result = serving.predict_batch(serializer.validated_data["bmi"], channel=PredictionLog.Channel.BATCH)
+            result = serving.predict_batch(serializer.validated_data["bmi"])
         except DBError as exc:
             # Django drops a broken connection itself when the request finishes (close_old_connections).
             raise PredictionLogUnavailable() from exc
