@@ -6,9 +6,9 @@ Not part of the test suite (speed is never asserted in tests). Usage::
         .venv/bin/python bench/monitoring_bench.py --rows 3000000 --outcome-every 10
 
 It creates the database if needed, migrates it, trains a version if none is active, fills the log
-with ``--rows`` predictions spread over 90 days by one INSERT ... SELECT generate_series, gives every
-``--outcome-every``-th prediction an observed outcome, then times each monitoring query, the
-/metrics quality collector, and the request middleware on its own (per call, both registry modes).
+with ``--rows`` predictions spread over 90 days (half of them in batches of 1,000) by INSERT ... SELECT
+generate_series, gives every ``--outcome-every``-th prediction an observed outcome, then times each
+monitoring query, the /metrics quality collector, and the request middleware on its own (per call, both registry modes).
 """
 
 from __future__ import annotations
@@ -58,20 +58,36 @@ def timed(label: str, func, repeat: int = 3) -> float:
     return best
 
 
-def fill(version, rows: int, outcome_every: int) -> None:
+def fill(version, rows: int, outcome_every: int, batch_share: float, batch_size: int) -> None:
+    """Log ``rows`` predictions: ``batch_share`` of them in batches of ``batch_size``, the rest singly."""
     from django.db import connection
 
     started = time.perf_counter()
+    n_batches = int(rows * batch_share) // batch_size
+    singles = rows - n_batches * batch_size
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE predictor_outcome, predictor_predictionlog")
+        cursor.execute(
+            "TRUNCATE predictor_outcome, predictor_predictionlog, predictor_batchoutcome, predictor_predictionbatch"
+        )
         cursor.execute(
             """
             INSERT INTO predictor_predictionlog (created_at, model_version_id, bmi, prediction, channel)
             SELECT now() - (g %% 90) * interval '1 day' - random() * interval '1 day',
-                   %s, bmi, %s * bmi + %s, CASE WHEN g %% 50 = 0 THEN 'batch' ELSE 'api' END
+                   %s, bmi, %s * bmi + %s, CASE WHEN g %% 50 = 0 THEN 'web' ELSE 'api' END
             FROM (SELECT g, 18 + random() * 25 AS bmi FROM generate_series(1, %s) AS g) AS s
             """,
-            [version.version, version.slope, version.intercept, rows],
+            [version.version, version.slope, version.intercept, singles],
+        )
+        cursor.execute(
+            """
+            INSERT INTO predictor_predictionbatch (id, created_at, model_version_id, size, bmi, predictions)
+            SELECT gen_random_uuid(), now() - (b %% 90) * interval '1 day' - random() * interval '1 day',
+                   %s, %s, array_agg(bmi), array_agg(%s * bmi + %s)
+            FROM (SELECT b, 18 + random() * 25 AS bmi
+                  FROM generate_series(1, %s) AS b, generate_series(1, %s) AS i) AS s
+            GROUP BY b
+            """,
+            [version.version, batch_size, version.slope, version.intercept, n_batches, batch_size],
         )
         cursor.execute(
             """
@@ -81,11 +97,29 @@ def fill(version, rows: int, outcome_every: int) -> None:
             """,
             [outcome_every],
         )
-        cursor.execute("ANALYZE predictor_predictionlog")
-        cursor.execute("ANALYZE predictor_outcome")
-        cursor.execute("SELECT count(*) FROM predictor_outcome")
+        cursor.execute(
+            """
+            INSERT INTO predictor_batchoutcome (batch_id, position, observed, recorded_at, source)
+            SELECT id, p, greatest(0, predictions[p + 1] + (random() - 0.5) * 120), now(), 'bench'
+            FROM predictor_predictionbatch, generate_series(0, size - 1, %s) AS p
+            """,
+            [outcome_every],
+        )
+        for table in (
+            "predictor_predictionlog",
+            "predictor_outcome",
+            "predictor_predictionbatch",
+            "predictor_batchoutcome",
+        ):
+            cursor.execute(f"ANALYZE {table}")
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM predictor_outcome) + (SELECT count(*) FROM predictor_batchoutcome)"
+        )
         n_outcomes = cursor.fetchone()[0]
-    print(f"Filled {rows:,} predictions and {n_outcomes:,} outcomes in {time.perf_counter() - started:.1f} s")
+    print(
+        f"Filled {singles:,} single predictions, {n_batches:,} batches of {batch_size:,} and {n_outcomes:,} outcomes "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
 
 def middleware_overhead() -> None:
@@ -116,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=3_000_000, help="Predictions to log (default 3,000,000).")
     parser.add_argument("--outcome-every", type=int, default=10, help="Every n-th prediction gets an outcome.")
+    parser.add_argument("--batch-share", type=float, default=0.5, help="Share of predictions logged in batches.")
+    parser.add_argument("--batch-size", type=int, default=1000, help="Predictions per batch (default 1,000).")
     parser.add_argument("--keep", action="store_true", help="Reuse the rows already in the log.")
     args = parser.parse_args()
 
@@ -138,7 +174,7 @@ def main() -> None:
     if version is None:
         version = services.model_version_train(dataset=load_diabetes_bmi(), actor_name="bench").version
     if not args.keep:
-        fill(version, args.rows, args.outcome_every)
+        fill(version, args.rows, args.outcome_every, args.batch_share, args.batch_size)
 
     quality = stats.version_quality(version)
     print(

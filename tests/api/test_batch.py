@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from predictor.models import PredictionLog
+from predictor.models import PredictionBatch, PredictionLog
 
 URL = "/api/v1/predict/batch"
 pytestmark = pytest.mark.django_db
@@ -23,9 +23,11 @@ def test_batch_returns_predictions_in_input_order_and_logs_each_once(api, active
     expected = [active_version.slope * b + active_version.intercept for b in bmis]
     assert body["predictions"] == pytest.approx(expected)
     assert body["bmi_unit"] == "kg/m²"
-    rows = PredictionLog.objects.filter(batch_id=uuid.UUID(body["batch_id"])).order_by("id")
-    assert [row.bmi for row in rows] == bmis
-    assert all(row.channel == "batch" and row.model_version_id == active_version.version for row in rows)
+    batch = PredictionBatch.objects.get()
+    assert batch.pk == uuid.UUID(body["batch_id"])
+    assert (batch.model_version_id, batch.size, batch.bmi) == (active_version.version, 5, bmis)
+    assert batch.predictions == body["predictions"]  # what was returned is what was logged, bit for bit
+    assert not PredictionLog.objects.exists()  # single predictions only
 
 
 def test_batch_of_the_maximum_size_is_accepted(api, active_version, settings):
@@ -34,7 +36,7 @@ def test_batch_of_the_maximum_size_is_accepted(api, active_version, settings):
 
     assert response.status_code == 200
     assert response.json()["count"] == 10_000
-    assert PredictionLog.objects.count() == 10_000
+    assert PredictionBatch.objects.get().size == 10_000
 
 
 @pytest.mark.parametrize(
@@ -59,7 +61,7 @@ def test_bad_batch_is_a_400_naming_the_item_and_logs_nothing(api, active_version
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == message
-    assert not PredictionLog.objects.exists()
+    assert not PredictionBatch.objects.exists()
 
 
 def test_one_bad_value_in_a_large_batch_writes_nothing(api, active_version):
@@ -70,7 +72,7 @@ def test_one_bad_value_in_a_large_batch_writes_nothing(api, active_version):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"bmi": {"4321": ["Must be between 10 and 80 kg/m²."]}}
-    assert not PredictionLog.objects.exists()
+    assert not PredictionBatch.objects.exists()
 
 
 def test_batch_over_the_limit_is_a_400(api, active_version, settings):
@@ -79,7 +81,7 @@ def test_batch_over_the_limit_is_a_400(api, active_version, settings):
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "bmi: Must contain at most 100 values; got 101. Split the batch."
-    assert not PredictionLog.objects.exists()
+    assert not PredictionBatch.objects.exists()
 
 
 def test_many_bad_values_are_listed_up_to_ten(api, active_version):
@@ -95,7 +97,7 @@ def test_oversize_batch_body_is_a_413(api, active_version):
     response = api.post(URL, {"bmi": [27.4] * 1000}, format="json")
 
     assert response.status_code == 413
-    assert not PredictionLog.objects.exists()
+    assert not PredictionBatch.objects.exists()
 
 
 def test_batch_with_no_active_model_is_a_503(api, db):

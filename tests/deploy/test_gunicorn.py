@@ -28,7 +28,7 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from predictor.management.commands.smoke_test import BATCH_BMI
-from predictor.models import PredictionLog
+from predictor.models import PredictionBatch, PredictionLog
 from tests.deploy._helpers import ROOT, environment, image_command, rendered_task_definition
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
@@ -172,7 +172,7 @@ def test_image_command_serves_the_app_and_passes_the_smoke_test(
 
         # The server wrote to the test database: one single prediction and the batch.
         assert PredictionLog.objects.filter(channel="api", model_version_id=active_version.version).count() == 1
-        assert PredictionLog.objects.filter(channel="batch").count() == len(BATCH_BMI)
+        assert PredictionBatch.objects.get().bmi == list(BATCH_BMI)
 
         # Behind the load balancer (X-Forwarded-Proto: https) the security headers are all there.
         status, headers, _ = server.get("/", {"X-Forwarded-Proto": "https", "Host": "bmi.example.com"})

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.db import connections
+from django.db.models import Sum
 
 from predictor import services
-from predictor.models import ModelVersion, PredictionLog
+from predictor.models import ModelVersion, PredictionBatch, PredictionLog
 from tests.deploy.test_gunicorn import collected_static, database_url, free_port, image_server  # noqa: F401
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -137,6 +138,11 @@ def _run_clients(url: str, *, threads: int, requests_each: int, batch_every: int
     return results
 
 
+def _logged_predictions() -> int:
+    """Predictions in the log: single-prediction rows plus the items of every batch row."""
+    return PredictionLog.objects.count() + (PredictionBatch.objects.aggregate(items=Sum("size"))["items"] or 0)
+
+
 def _versions() -> dict[int, ModelVersion]:
     return {v.version: v for v in ModelVersion.objects.all()}
 
@@ -144,7 +150,7 @@ def _versions() -> dict[int, ModelVersion]:
 def _assert_every_row_matches_its_response(results: Results) -> None:
     """Each logged row names the version that produced it, and each response matches its row."""
     versions = _versions()
-    rows = list(PredictionLog.objects.values("bmi", "prediction", "model_version_id", "channel", "batch_id"))
+    rows = list(PredictionLog.objects.values("bmi", "prediction", "model_version_id", "channel"))
     by_bmi = {row["bmi"]: row for row in rows}
     assert len(by_bmi) == len(rows), "BMIs are unique per request, so they identify rows"
     for row in rows:
@@ -157,11 +163,18 @@ def _assert_every_row_matches_its_response(results: Results) -> None:
             single["model_version"],
             single["prediction"],
         )
-    for batch in results.batches:
-        logged = [by_bmi[b] for b in batch["bmi"]]
-        assert {str(r["batch_id"]) for r in logged} == {batch["batch_id"]}
-        assert {r["model_version_id"] for r in logged} == {batch["model_version"]}
-        assert [r["prediction"] for r in logged] == batch["predictions"]
+    batches = {batch.pk: batch for batch in PredictionBatch.objects.all()}
+    for batch in batches.values():
+        v = versions[batch.model_version_id]
+        expected = [v.slope * bmi + v.intercept for bmi in batch.bmi]
+        assert batch.predictions == pytest.approx(expected, rel=1e-12), batch
+    for sent in results.batches:
+        logged = batches[uuid.UUID(sent["batch_id"])]
+        assert (logged.model_version_id, logged.bmi, logged.predictions) == (
+            sent["model_version"],
+            sent["bmi"],
+            sent["predictions"],
+        )
 
 
 def test_load_through_gunicorn_has_no_errors_and_logs_every_prediction(
@@ -177,7 +190,7 @@ def test_load_through_gunicorn_has_no_errors_and_logs_every_prediction(
     assert results.errors == []
     assert results.statuses == {200: LOAD_REQUESTS}
     # Every prediction returned is in the log, and nothing else is.
-    assert PredictionLog.objects.count() == results.predictions_returned()
+    assert _logged_predictions() == results.predictions_returned()
     _assert_every_row_matches_its_response(results)
 
 
@@ -225,7 +238,7 @@ def test_predictions_are_served_and_logged_correctly_while_versions_change(
     assert changes["promote"] + changes["rollback"] >= 10, changes  # versions really changed under load
     served = {s["model_version"] for s in results.singles} | {b["model_version"] for b in results.batches}
     assert len(served) >= 2, served
-    assert PredictionLog.objects.count() == results.predictions_returned()
+    assert _logged_predictions() == results.predictions_returned()
     _assert_every_row_matches_its_response(results)
     assert ModelVersion.objects.filter(status="active").count() == 1
 
@@ -303,14 +316,17 @@ def test_a_worker_killed_mid_batch_is_replaced_and_no_batch_is_half_logged(
         assert status == 200 and body["model_version"] == active_version.version
 
     assert set(lost) <= {"connection", 502}, lost  # only the killed worker's requests went missing
-    counts = Counter(PredictionLog.objects.filter(channel="batch").values_list("batch_id", flat=True))
+    counts = dict(PredictionBatch.objects.values_list("id", "size"))
     print(f"batches sent {len(sent)}, answered {len(answered)}, logged {len(counts)}, lost {dict(lost)}")
     # All or nothing: every batch in the log is complete ...
     assert counts and set(counts.values()) == {batch_size}, Counter(counts.values())
+    assert all(
+        len(bmi) == len(predictions) == batch_size
+        for bmi, predictions in PredictionBatch.objects.values_list("bmi", "predictions")
+    )
     # ... every answered batch is in it, and a batch whose answer was lost is complete or absent.
     assert {uuid.UUID(b["batch_id"]) for b in answered} <= set(counts)
     assert len(counts) - len(answered) <= sum(lost.values())
-    assert PredictionLog.objects.filter(channel="batch").count() == batch_size * len(counts)
 
 
 class TcpProxy:
@@ -417,7 +433,7 @@ def test_database_outage_gives_503s_keeps_liveness_and_recovers_by_itself(
             client = Client(server.url)
             for _ in range(20):  # warm up: workers now hold persistent connections (CONN_MAX_AGE)
                 assert client.request("POST", "/api/v1/predict", {"bmi": 25.0})[0] == 200
-            rows_before = PredictionLog.objects.count()
+            rows_before = _logged_predictions()
 
             proxy.cut()
             outage = Counter()
@@ -435,12 +451,12 @@ def test_database_outage_gives_503s_keeps_liveness_and_recovers_by_itself(
                 ("readyz", 503): 20,
                 ("healthz", 200): 20,
             }, outage
-            assert PredictionLog.objects.count() == rows_before  # no prediction was returned unlogged
+            assert _logged_predictions() == rows_before  # no prediction was returned unlogged
 
             proxy.start()  # the database is back: no restart, no operator
             _poll(client, "/readyz", 200)
             for _ in range(10):
                 status, body = client.request("POST", "/api/v1/predict", {"bmi": 27.0})
                 assert status == 200 and body["model_version"] == active_version.version
-            assert PredictionLog.objects.count() == rows_before + 10
+            assert _logged_predictions() == rows_before + 10
         assert " 500 " not in server.output()

@@ -3,10 +3,10 @@
 import sys
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from predictor import services, serving
-from predictor.models import PredictionLog
+from predictor.models import PredictionBatch, PredictionLog
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def test_predict_one_is_slope_times_bmi_plus_intercept_and_logged(active_version
     row = PredictionLog.objects.get()
     assert (row.pk, row.model_version_id, row.bmi, row.channel) == (result.log_id, active_version.version, 27.4, "api")
     assert row.prediction == result.prediction
-    assert row.created_at is not None and row.batch_id is None
+    assert row.created_at is not None
 
 
 def test_no_active_version_raises_no_active_model(train_version):
@@ -46,34 +46,67 @@ def test_cached_model_follows_promotion_and_rollback_on_the_next_request(train_v
     assert list(PredictionLog.objects.order_by("id").values_list("model_version_id", flat=True)) == [
         v1.version,
         v2.version,
-        v1.version,
     ]
+    assert PredictionBatch.objects.get().model_version_id == v1.version
 
 
-def test_batch_is_logged_in_input_order_with_one_batch_id(active_version):
+def test_batch_is_logged_in_input_order_as_one_row(active_version):
     bmis = [31.5, 18.2, 44.0, 27.4, 27.4]
-    result = serving.predict_batch(bmis, channel="batch")
+    result = serving.predict_batch(bmis)
     assert result.bmi == bmis
     assert result.predictions == pytest.approx([active_version.slope * b + active_version.intercept for b in bmis])
-    rows = list(PredictionLog.objects.filter(batch_id=result.batch_id).order_by("id").values_list("bmi", "prediction"))
-    assert rows == list(zip(bmis, result.predictions, strict=True))
+    batch = PredictionBatch.objects.get()
+    assert (batch.pk, batch.model_version_id, batch.size) == (result.batch_id, active_version.version, 5)
+    assert list(zip(batch.bmi, batch.predictions, strict=True)) == list(zip(bmis, result.predictions, strict=True))
+    assert batch.created_at is not None
+    assert not PredictionLog.objects.exists()
 
 
 def test_large_batch_is_logged_exactly(active_version):
     bmis = [10.0 + (i % 7000) / 100 for i in range(10_000)]
     result = serving.predict_batch(bmis)
-    logged = PredictionLog.objects.filter(batch_id=result.batch_id)
-    assert logged.count() == 10_000
-    # Floats survive the bulk write bit for bit (COPY on PostgreSQL, parameters on SQLite).
-    assert list(logged.order_by("id").values_list("prediction", flat=True)) == result.predictions
+    batch = PredictionBatch.objects.get(pk=result.batch_id)
+    assert batch.size == 10_000
+    # Floats survive the write bit for bit (binary COPY on PostgreSQL, JSON on SQLite).
+    assert batch.bmi == bmis
+    assert batch.predictions == result.predictions
 
 
-def test_a_failed_bulk_write_logs_nothing_and_returns_nothing(active_version):
+@pytest.mark.postgres  # the binary COPY path
+def test_the_arrays_are_real_float8_arrays_in_postgresql(active_version):
+    result = serving.predict_batch([20.0, 30.5, 41.25])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_typeof(bmi)::text, cardinality(predictions), bmi[2], predictions[3] "
+            "FROM predictor_predictionbatch WHERE id = %s",
+            [result.batch_id],
+        )
+        assert cursor.fetchone() == ("double precision[]", 3, 30.5, result.predictions[2])
+
+
+def test_the_database_rejects_a_batch_whose_arrays_disagree_with_its_size(active_version):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PredictionBatch.objects.create(model_version=active_version, size=3, bmi=[20.0, 21.0], predictions=[1.0, 2.0])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PredictionBatch.objects.create(model_version=active_version, size=2, bmi=[20.0, 21.0], predictions=[1.0])
+    assert not PredictionBatch.objects.exists()
+
+
+def test_a_failed_batch_write_logs_nothing_and_returns_nothing(active_version, monkeypatch):
     serving.predict_batch([25.0])
-    before = PredictionLog.objects.count()
+    # A batch whose write fails in the database (here: its arrays disagree with its size, which
+    # a check constraint rejects) raises, and leaves no row behind.
+    real = serving._float8_array if connection.vendor == "postgresql" else None
+    if real is not None:
+        monkeypatch.setattr(serving, "_float8_array", lambda values: real(values[:-1]))
+    else:
+        create = PredictionBatch.objects.create
+        monkeypatch.setattr(
+            PredictionBatch.objects, "create", lambda **kwargs: create(**{**kwargs, "bmi": kwargs["bmi"][:-1]})
+        )
     with pytest.raises(DatabaseError):
-        serving.predict_batch([25.0, 26.0, 27.0], channel="bogus")  # violates a check constraint
-    assert PredictionLog.objects.count() == before
+        serving.predict_batch([25.0, 26.0, 27.0])
+    assert PredictionBatch.objects.count() == 1
 
 
 def test_serving_imports_neither_scikit_learn_nor_matplotlib():
