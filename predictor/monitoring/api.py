@@ -1,4 +1,5 @@
-"""REST endpoints of the feedback loop: record an observed outcome, read a version's monitoring.
+"""REST endpoints of the feedback loop: record an observed outcome (of a single prediction or of
+one prediction of a batch), read a version's monitoring.
 
 Thin: input serializer, service, output. Errors are DRF exceptions; the project's exception
 handler (predictor/api) gives them the common error shape.
@@ -6,8 +7,11 @@ handler (predictor/api) gives them the common error shape.
 
 from __future__ import annotations
 
+import uuid
+from functools import partial
+
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
@@ -52,6 +56,15 @@ class OutcomeOutputSerializer(serializers.Serializer):
     source = serializers.CharField()
 
 
+class BatchOutcomeOutputSerializer(serializers.Serializer):
+    batch_id = serializers.UUIDField()
+    position = serializers.IntegerField(help_text="The prediction's index in its batch, from 0.")
+    observed = serializers.FloatField()
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="recorded_by.get_username", default=None)
+    source = serializers.CharField()
+
+
 class HistogramSerializer(serializers.Serializer):
     edges = serializers.ListField(child=serializers.FloatField(), help_text="Training BMI deciles (kg/m²).")
     training_fractions = serializers.ListField(child=serializers.FloatField())
@@ -82,6 +95,24 @@ class MonitoringOutputSerializer(serializers.Serializer):
     daily = DaySerializer(many=True, help_text="Last 90 days, by the day of the prediction (UTC).")
 
 
+def _outcome_created(request, record, output_serializer) -> Response:
+    """Validate the body, call ``record(observed=..., user=...)`` and map its refusals to 400/404/409."""
+    serializer = OutcomeInputSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    try:
+        outcome = record(observed=serializer.validated_data["observed"], user=request.user)
+    except services.PredictionNotFound as exc:
+        raise NotFound(str(exc)) from None
+    except services.OutcomeExists as exc:
+        raise Conflict(str(exc)) from None
+    except services.InvalidObserved as exc:
+        raise ValidationError({"observed": [str(exc)]}) from None
+    return Response(output_serializer(outcome).data, status=status.HTTP_201_CREATED)
+
+
+_OBSERVED_EXAMPLE = OpenApiExample("Observed 151", value={"observed": 151}, request_only=True)
+
+
 @extend_schema(tags=["monitoring"])
 class OutcomeCreateApi(APIView):
     """Record the progression observed a year later for a logged prediction (once)."""
@@ -93,22 +124,35 @@ class OutcomeCreateApi(APIView):
         summary="Record the observed progression for a logged prediction",
         request=OutcomeInputSerializer,
         responses={201: OutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 415, 429)},
-        examples=[OpenApiExample("Observed 151", value={"observed": 151}, request_only=True)],
+        examples=[_OBSERVED_EXAMPLE],
     )
     def post(self, request, prediction_id: int):
-        serializer = OutcomeInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        try:
-            outcome = services.outcome_record(
-                prediction_id=prediction_id, observed=serializer.validated_data["observed"], user=request.user
-            )
-        except services.PredictionNotFound as exc:
-            raise NotFound(str(exc)) from None
-        except services.OutcomeExists as exc:
-            raise Conflict(str(exc)) from None
-        except services.InvalidObserved as exc:
-            raise ValidationError({"observed": [str(exc)]}) from None
-        return Response(OutcomeOutputSerializer(outcome).data, status=status.HTTP_201_CREATED)
+        record = partial(services.outcome_record, prediction_id=prediction_id)
+        return _outcome_created(request, record, OutcomeOutputSerializer)
+
+
+@extend_schema(tags=["monitoring"])
+class BatchOutcomeCreateApi(APIView):
+    """Record the progression observed a year later for one prediction of a logged batch (once)."""
+
+    permission_classes = [RecordOutcomes]
+
+    @extend_schema(
+        operation_id="batch_outcome_create",
+        summary="Record the observed progression for one prediction of a logged batch",
+        parameters=[
+            OpenApiParameter("batch_id", uuid.UUID, OpenApiParameter.PATH, description="The batch_id it returned."),
+            OpenApiParameter(
+                "position", int, OpenApiParameter.PATH, description="The prediction's index in the batch, from 0."
+            ),
+        ],
+        request=OutcomeInputSerializer,
+        responses={201: BatchOutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 415, 429)},
+        examples=[_OBSERVED_EXAMPLE],
+    )
+    def post(self, request, batch_id: uuid.UUID, position: int):
+        record = partial(services.batch_outcome_record, batch_id=batch_id, position=position)
+        return _outcome_created(request, record, BatchOutcomeOutputSerializer)
 
 
 @extend_schema(tags=["monitoring"])

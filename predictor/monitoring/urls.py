@@ -12,5 +12,10 @@ urlpatterns = [
         api.OutcomeCreateApi.as_view(),
         name="outcome-create",
     ),
+    path(
+        "api/v1/batches/<uuid:batch_id>/predictions/<int:position>/outcome",
+        api.BatchOutcomeCreateApi.as_view(),
+        name="batch-outcome-create",
+    ),
     path("api/v1/models/<int:version>/monitoring", api.ModelMonitoringApi.as_view(), name="model-monitoring"),
 ]

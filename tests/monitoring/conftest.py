@@ -1,4 +1,4 @@
-"""Fixtures for the monitoring tests: logged predictions written straight to the log table."""
+"""Fixtures for the monitoring tests: logged predictions and batches written straight to their tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from predictor.models import Outcome, PredictionLog
+from predictor.models import BatchOutcome, Outcome, PredictionBatch, PredictionLog
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +52,39 @@ def record_outcomes(db):
     def _record(rows, observed) -> None:
         Outcome.objects.bulk_create(
             Outcome(prediction=row, observed=float(o), source="test") for row, o in zip(rows, observed, strict=True)
+        )
+
+    return _record
+
+
+@pytest.fixture
+def log_batch(db):
+    """``log_batch(version, bmis, days_ago=0)``: log one batch of predictions, as served by ``version``."""
+
+    def _log(version, bmis, *, days_ago: int = 0) -> PredictionBatch:
+        bmis = [float(b) for b in bmis]
+        batch = PredictionBatch.objects.create(
+            model_version=version,
+            size=len(bmis),
+            bmi=bmis,
+            predictions=[version.slope * b + version.intercept for b in bmis],
+        )
+        if days_ago:
+            PredictionBatch.objects.filter(pk=batch.pk).update(created_at=timezone.now() - timedelta(days=days_ago))
+        batch.refresh_from_db()
+        return batch
+
+    return _log
+
+
+@pytest.fixture
+def record_batch_outcomes(db):
+    """``record_batch_outcomes(batch, {position: observed})``: one BatchOutcome per item given."""
+
+    def _record(batch, observed_at: dict[int, float]) -> None:
+        BatchOutcome.objects.bulk_create(
+            BatchOutcome(batch=batch, position=position, observed=float(o), source="test")
+            for position, o in observed_at.items()
         )
 
     return _record

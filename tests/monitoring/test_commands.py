@@ -81,3 +81,32 @@ def test_train_without_the_option_ignores_outcomes(active_version, log_predictio
     version = ModelVersion.objects.order_by("-version").first()
     assert version.n_outcome_rows == 0
     assert version.n_train == diabetes.n_train
+
+
+def test_train_with_outcomes_adds_batch_outcomes_too(
+    active_version, log_predictions, log_batch, record_outcomes, record_batch_outcomes, diabetes
+):
+    record_outcomes(log_predictions(active_version, [21.0, 27.5]), [110.0, 190.0])
+    batch = log_batch(active_version, [24.0, 30.0, 36.0, 19.0])
+    record_batch_outcomes(batch, {0: 130.0, 2: 250.0, 3: 80.0})  # position 1 has no outcome yet
+    out = StringIO()
+    call_command("train", "--with-outcomes", "--no-promote", stdout=out)
+    version = ModelVersion.objects.order_by("-version").first()
+    assert version.n_outcome_rows == 5
+    assert version.n_train == diabetes.n_train + 5
+    assert version.dataset_name == "sklearn-diabetes-bmi+5 outcomes"
+    assert "Adding 5 observed outcome(s)" in out.getvalue()
+
+
+def test_drift_in_batch_items_is_an_alert(active_version, log_batch):
+    log_batch(active_version, np.random.default_rng(1).normal(40, 2, 150))
+    with pytest.raises(CommandError, match=r"BMI drift PSI [0-9.]+ exceeds 0\.25"):
+        check(min_predictions=100)
+
+
+def test_summary_counts_batch_items_and_outcomes(active_version, log_predictions, log_batch, record_batch_outcomes):
+    log_predictions(active_version, [25.0, 26.0])
+    batch = log_batch(active_version, [24.0, 27.0, 30.0])
+    record_batch_outcomes(batch, {0: 150.0, 2: 170.0})
+    output = check()
+    assert f"Version {active_version.version}: 5 predictions, 2 outcomes" in output

@@ -1,7 +1,8 @@
-"""manage.py import_outcomes FILE: every bad row reported, all or nothing."""
+"""manage.py import_outcomes FILE (single predictions or batch items): every bad row reported, all or nothing."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from io import StringIO
 
@@ -12,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from predictor.models import Outcome, PredictionLog
+from predictor.models import BatchOutcome, Outcome, PredictionBatch, PredictionLog
 from predictor.monitoring import services
 from predictor.services import prediction_logs_prune
 
@@ -165,5 +166,141 @@ def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, 
 def test_prune_deletes_imported_outcomes_with_their_predictions(committed_rows):
     PredictionLog.objects.update(created_at=timezone.now() - timedelta(days=400))
     services.outcomes_import(source="prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
-    assert prediction_logs_prune(older_than_days=365) == 2
+    assert prediction_logs_prune(older_than_days=365).predictions == 2
     assert not Outcome.objects.exists()
+
+
+# --- Batch items: header 'batch_id,position,observed' ---
+
+
+@pytest.fixture
+def batches(active_version, log_batch):
+    return log_batch(active_version, [22.0, 26.0, 31.0]), log_batch(active_version, [35.0, 28.0])
+
+
+def test_clean_batch_file_imports_every_row(tmp_path, batches):
+    first, second = batches
+    text = (
+        "position,observed,batch_id\n"  # columns in any order
+        f"0,100,{first.pk}\n"
+        f"2,102,{first.pk}\n"
+        f"1,103,{str(second.pk).upper()}\n"
+    )
+    out = StringIO()
+    call_command("import_outcomes", write(tmp_path, text), stdout=out)
+    assert "Imported 3 outcome(s)" in out.getvalue()
+    assert sorted(BatchOutcome.objects.values_list("batch_id", "position", "observed")) == sorted(
+        [(first.pk, 0, 100.0), (first.pk, 2, 102.0), (second.pk, 1, 103.0)]
+    )
+    assert set(BatchOutcome.objects.values_list("source", flat=True)) == {"import"}
+    assert not Outcome.objects.exists()
+
+
+def test_every_kind_of_bad_batch_row_is_reported_and_nothing_is_imported(tmp_path, batches):
+    first, second = batches
+    BatchOutcome.objects.create(batch=second, position=1, observed=90.0, source="api")
+    unknown = uuid.uuid4()
+    text = (
+        "batch_id,position,observed\n"
+        f"{first.pk},0,120\n"  # row 2: good
+        f"{unknown},0,130\n"  # row 3: unknown batch
+        f"{first.pk},3,125\n"  # row 4: past the end of a batch of 3
+        f"{first.pk},0,140\n"  # row 5: repeated in the file
+        f"{second.pk},1,150\n"  # row 6: already has an outcome
+        "not-a-uuid,-1,abc\n"  # row 7: no column usable
+        f"{second.pk},x,2000\n"  # row 8: position and value bad
+        f"{second.pk},0,135\n"  # row 9: good
+    )
+    err = StringIO()
+    with pytest.raises(CommandError, match="6 bad row"):
+        call_command("import_outcomes", write(tmp_path, text), stdout=StringIO(), stderr=err)
+    assert err.getvalue().splitlines() == [
+        f"Row 3: batch {unknown} does not exist.",
+        f"Row 4: batch {first.pk} has no prediction at position 3 (it holds 3, at positions 0 to 2).",
+        f"Row 5: prediction 0 of batch {first.pk} is repeated (first on row 2).",
+        f"Row 6: prediction 1 of batch {second.pk} already has an observed outcome.",
+        "Row 7: column 'batch_id': 'not-a-uuid' is not a batch id (a UUID); "
+        "column 'position': '-1' is not a position (an integer from 0); column 'observed': 'abc' is not a number.",
+        "Row 8: column 'position': 'x' is not a position (an integer from 0); "
+        "column 'observed': 2000 is outside the plausible range 0 to 1000.",
+    ]
+    assert list(BatchOutcome.objects.values_list("batch_id", "position", "observed")) == [(second.pk, 1, 90.0)]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("prediction_id,batch_id,position,observed", "one kind of outcome per file"),
+        ("batch_id,observed", "missing column 'position'; expected 'batch_id,position,observed'"),
+        ("position,observed", "missing column 'batch_id'"),
+    ],
+)
+def test_mixed_or_incomplete_batch_headers_are_refused(tmp_path, batches, header, message):
+    text = f"{header}\n{batches[0].pk},0,120\n"
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_outcomes", write(tmp_path, text), stdout=StringIO(), stderr=err)
+    assert message in err.getvalue()
+    assert not BatchOutcome.objects.exists()
+    assert not Outcome.objects.exists()
+
+
+@pytest.fixture
+def committed_batch(transactional_db, train_version, log_batch):
+    return log_batch(train_version(promote=True), [22.0, 26.0])
+
+
+@pytest.mark.postgres
+def test_the_import_locks_its_batches_against_a_concurrent_delete(tmp_path, committed_batch, monkeypatch):
+    original = services._batch_sizes
+    blocked = []
+
+    def sizes_then_try_to_delete(batch_ids):
+        found = original(batch_ids)
+        other = _other_connection()
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '300ms'")
+                try:
+                    cursor.execute("DELETE FROM predictor_predictionbatch WHERE id = %s", [str(committed_batch.pk)])
+                except psycopg2.errors.LockNotAvailable:
+                    blocked.append(True)
+            other.rollback()
+        finally:
+            other.close()
+        return found
+
+    monkeypatch.setattr(services, "_batch_sizes", sizes_then_try_to_delete)
+    path = write(tmp_path, f"batch_id,position,observed\n{committed_batch.pk},0,120\n{committed_batch.pk},1,130\n")
+    call_command("import_outcomes", path, stdout=StringIO())
+    assert blocked == [True], "a concurrent DELETE was not held off by the import's row locks"
+    assert BatchOutcome.objects.count() == 2
+
+
+@pytest.mark.postgres
+def test_a_batch_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_batch, monkeypatch):
+    original = services._batch_sizes
+
+    def sizes_then_deleted(batch_ids):
+        found = original(batch_ids)
+        PredictionBatch.objects.filter(pk=committed_batch.pk).delete()
+        return found
+
+    monkeypatch.setattr(services, "_batch_sizes", sizes_then_deleted)
+    path = write(tmp_path, f"batch_id,position,observed\n{committed_batch.pk},0,120\n")
+    err = StringIO()
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_outcomes", path, stdout=StringIO(), stderr=err)
+    assert "A batch in the file was deleted while the import ran" in err.getvalue()
+    assert not BatchOutcome.objects.exists()
+
+
+@pytest.mark.postgres
+def test_prune_deletes_imported_batch_outcomes_with_their_batch(committed_batch):
+    PredictionBatch.objects.update(created_at=timezone.now() - timedelta(days=400))
+    services.outcomes_import(
+        source=f"batch_id,position,observed\n{committed_batch.pk},0,120\n{committed_batch.pk},1,130\n"
+    )
+    assert BatchOutcome.objects.count() == 2
+    assert prediction_logs_prune(older_than_days=365).batches == 1
+    assert not BatchOutcome.objects.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
@@ -111,6 +112,23 @@ def test_quality_gauges_match_the_monitoring_figures(
     assert values[("bmi_model_live_r2", label)] == pytest.approx(quality.r2)
     assert values[("bmi_model_live_mae", label)] == pytest.approx(quality.mae)
     assert values[("bmi_model_drift_psi", label)] == pytest.approx(quality.psi)
+
+
+def test_quality_gauges_count_batch_items_and_their_outcomes(
+    client, staff_user, active_version, log_predictions, log_batch, record_batch_outcomes, diabetes
+):
+    log_predictions(active_version, diabetes.X_train[:20])
+    batch = log_batch(active_version, diabetes.X_train[20:60])
+    record_batch_outcomes(batch, dict(enumerate(diabetes.y_train[20:50])))
+    client.force_login(staff_user)
+    values = scrape(client.get("/metrics"))
+    label = (("model_version", str(active_version.version)),)
+    assert values[("bmi_model_predictions_logged", label)] == 60
+    assert values[("bmi_model_outcomes", label)] == 30
+    observed = diabetes.y_train[20:50]
+    served = active_version.slope * diabetes.X_train[20:50] + active_version.intercept
+    r2 = 1 - np.sum((observed - served) ** 2) / np.sum((observed - observed.mean()) ** 2)
+    assert values[("bmi_model_live_r2", label)] == pytest.approx(r2, rel=1e-9)
 
 
 def test_quality_gauges_are_cached_for_the_configured_time(active_version, log_predictions):

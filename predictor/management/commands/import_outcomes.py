@@ -5,13 +5,18 @@ from predictor.monitoring import services
 
 class Command(BaseCommand):
     help = (
-        "Import observed outcomes from a CSV file with the header 'prediction_id,observed'. All or "
-        "nothing: every bad row (unknown or repeated id, outcome already recorded, value not a number "
-        "or out of range) is reported and then nothing is imported."
+        "Import observed outcomes from a CSV file with the header 'prediction_id,observed' (single "
+        "predictions) or 'batch_id,position,observed' (items of batches, position from 0). All or "
+        "nothing: every bad row (unknown or repeated prediction, outcome already recorded, value not a "
+        "number or out of range) is reported and then nothing is imported."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", metavar="FILE", help="CSV file, UTF-8, header 'prediction_id,observed'.")
+        parser.add_argument(
+            "file",
+            metavar="FILE",
+            help="CSV file, UTF-8, header 'prediction_id,observed' or 'batch_id,position,observed'.",
+        )
 
     def handle(self, *args, **options):
         path = options["file"]
