@@ -1,10 +1,12 @@
-"""Reads: the active version, version lists, history and prediction queries."""
+"""Reads: the active version, version lists, history, prediction and batch queries."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Q, QuerySet
 
-from predictor.models import ModelVersion, PredictionLog, PromotionEvent
+from predictor.models import ModelVersion, PredictionBatch, PredictionLog, PromotionEvent
 
 
 def active_version() -> ModelVersion | None:
@@ -33,8 +35,8 @@ def prediction_list(
     channel: str | None = None,
     since=None,
     until=None,
-    batch_id=None,
 ) -> QuerySet[PredictionLog]:
+    """Single predictions (API and web form), newest first; batches are :func:`batch_list`."""
     queryset = PredictionLog.objects.all()
     if version is not None:
         queryset = queryset.filter(model_version_id=version)
@@ -44,6 +46,21 @@ def prediction_list(
         queryset = queryset.filter(created_at__gte=since)
     if until is not None:
         queryset = queryset.filter(created_at__lt=until)
-    if batch_id is not None:
-        queryset = queryset.filter(batch_id=batch_id)
     return queryset
+
+
+def batch_list(*, version: int | None = None, since=None, until=None) -> QuerySet[PredictionBatch]:
+    """Logged batches, newest first, without their arrays (up to 160 kB a row; a list needs the size)."""
+    queryset = PredictionBatch.objects.defer("bmi", "predictions")
+    if version is not None:
+        queryset = queryset.filter(model_version_id=version)
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(created_at__lt=until)
+    return queryset
+
+
+def batch_get(*, batch_id: uuid.UUID) -> PredictionBatch | None:
+    """One batch with its BMIs and predictions, or None."""
+    return PredictionBatch.objects.filter(pk=batch_id).first()

@@ -20,7 +20,15 @@ from django.utils import timezone
 from predictor import selectors
 from predictor.ml.data import DIABETES_DATASET_NAME, Dataset
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
-from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent, RegistryLock
+from predictor.models import (
+    BatchOutcome,
+    ModelVersion,
+    Outcome,
+    PredictionBatch,
+    PredictionLog,
+    PromotionEvent,
+    RegistryLock,
+)
 
 # Loss curves are stored downsampled: enough points for a chart, bounded row size.
 LOSS_CURVE_POINTS = 200
@@ -319,17 +327,34 @@ def _bmi_histogram(bmi: np.ndarray) -> dict:
     }
 
 
-def prediction_logs_prune(*, older_than_days: int, batch_size: int = 10_000) -> int:
-    """Delete prediction logs (and their outcomes) older than ``older_than_days``; returns the count.
+@dataclass(frozen=True)
+class PruneResult:
+    predictions: int  # single predictions (their outcomes went with them)
+    batches: int  # batches, however many predictions each held (their outcomes went with them)
 
-    Deletes in batches of ids so a large purge never holds one huge transaction or lock.
+
+def prediction_logs_prune(
+    *, older_than_days: int, chunk_size: int = 10_000, batch_chunk_size: int = 100
+) -> PruneResult:
+    """Delete logged predictions and batches (and their outcomes) older than ``older_than_days``.
+
+    Deletes in chunks of ids so a large purge never holds one huge transaction or lock: up to
+    ``chunk_size`` single predictions, or ``batch_chunk_size`` batches (a batch holds up to 10,000
+    predictions, 160 kB of arrays), per transaction.
     """
     if older_than_days < 1:
         raise ValueError(f"older_than_days must be at least 1, got {older_than_days}.")
     cutoff = timezone.now() - timedelta(days=older_than_days)
+    return PruneResult(
+        predictions=_prune_single_predictions(cutoff, chunk_size),
+        batches=_prune_batches(cutoff, batch_chunk_size),
+    )
+
+
+def _prune_single_predictions(cutoff, chunk_size: int) -> int:
     deleted = 0
     while True:
-        ids = list(PredictionLog.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+        ids = list(PredictionLog.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:chunk_size])
         if not ids:
             return deleted
         with transaction.atomic():
@@ -341,3 +366,20 @@ def prediction_logs_prune(*, older_than_days: int, batch_size: int = 10_000) -> 
             Outcome.objects.filter(prediction_id__in=ids).delete()
             _, per_model = PredictionLog.objects.filter(id__in=ids).delete()
         deleted += per_model.get(PredictionLog._meta.label, 0)
+
+
+def _prune_batches(cutoff, chunk_size: int) -> int:
+    deleted = 0
+    while True:
+        ids = list(PredictionBatch.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:chunk_size])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            # Locked first, as the single predictions: an outcome being recorded for one of these
+            # batches commits before the outcomes are deleted, or waits and then finds no batch.
+            locked = PredictionBatch.objects.filter(id__in=ids).select_for_update().order_by("id")
+            ids = list(locked.values_list("id", flat=True))
+            BatchOutcome.objects.filter(batch_id__in=ids).delete()
+            # only("id"): the delete collects the batches as objects, and must not load their arrays.
+            _, per_model = PredictionBatch.objects.filter(id__in=ids).only("id").delete()
+        deleted += per_model.get(PredictionBatch._meta.label, 0)

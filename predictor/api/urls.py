@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/v1/models/<int:version>", views.ModelDetailView.as_view(), name="model-detail"),
     path("api/v1/models/<int:version>/promote", views.PromoteView.as_view(), name="model-promote"),
     path("api/v1/predictions", views.PredictionListView.as_view(), name="prediction-list"),
+    path("api/v1/batches", views.BatchListView.as_view(), name="batch-list"),
+    path("api/v1/batches/<uuid:batch_id>", views.BatchDetailView.as_view(), name="batch-detail"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
     path("docs", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

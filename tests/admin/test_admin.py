@@ -1,5 +1,7 @@
 """The admin: read-only registry and logs, promote/retire actions through the services, no N+1."""
 
+import uuid
+
 import pytest
 from django.contrib import messages
 from django.contrib.admin.sites import site
@@ -9,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from predictor import services, serving
-from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent
+from predictor.admin import BATCH_PREVIEW
+from predictor.models import BatchOutcome, ModelVersion, Outcome, PredictionBatch, PredictionLog, PromotionEvent
 
-MODELS = [ModelVersion, PromotionEvent, PredictionLog, Outcome]
+MODELS = [ModelVersion, PromotionEvent, PredictionLog, Outcome, PredictionBatch, BatchOutcome]
 CHANGELIST = "admin:predictor_modelversion_changelist"
 
 
@@ -42,7 +45,8 @@ def registry(train_version):
 
 @pytest.fixture
 def logs(registry):
-    """Predictions on two versions, half of them with an observed outcome."""
+    """Predictions on two versions, half of them with an observed outcome; and n // 2 batches of
+    three predictions, each with an outcome for its second item."""
 
     def _make(n: int):
         for i in range(n):
@@ -53,6 +57,9 @@ def logs(registry):
             log = serving.predict_one(20.0 + i % 20, channel="web")
             if i % 2 == 0:
                 Outcome.objects.create(prediction_id=log.log_id, observed=150.0 + i)
+            else:
+                batch = serving.predict_batch([20.0 + i % 20, 25.0, 30.0])
+                BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=140.0 + i)
 
     return _make
 
@@ -219,7 +226,15 @@ def test_prediction_log_list_does_not_load_the_versions_training_data(admin_clie
 
 
 @pytest.mark.parametrize(
-    ("model", "term"), [(PredictionLog, "not-a-uuid"), (ModelVersion, "abc"), (PromotionEvent, "x"), (Outcome, "y")]
+    ("model", "term"),
+    [
+        (PredictionLog, "not-a-uuid"),
+        (ModelVersion, "abc"),
+        (PromotionEvent, "x"),
+        (Outcome, "y"),
+        (PredictionBatch, "not-a-uuid"),
+        (BatchOutcome, "12"),
+    ],
 )
 def test_search_with_any_text_does_not_fail(admin_client, logs, model, term):
     logs(2)
@@ -232,3 +247,139 @@ def test_prediction_log_filters_by_version(admin_client, logs, registry):
     assert response.status_code == 200
     rows = response.context["cl"].result_list
     assert rows and {row.model_version_id for row in rows} == {registry[0].version}
+
+
+# --- Batches ------------------------------------------------------------------------------------------
+
+
+def _batch_url(batch_id) -> str:
+    return reverse("admin:predictor_predictionbatch_change", args=[batch_id])
+
+
+def test_batch_list_shows_id_time_version_and_size_not_the_values(admin_client, registry):
+    batch = serving.predict_batch([22.0, 27.4, 31.5])
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(changelist_url(PredictionBatch))
+    assert response.status_code == 200
+    [row] = response.context["cl"].result_list
+    assert row.pk == batch.batch_id
+    html = response.content.decode()
+    assert str(batch.batch_id) in html
+    assert f">v{registry[0].version}</a>" in html
+    [page_query] = [q["sql"] for q in captured if q["sql"].startswith('SELECT "predictor_predictionbatch"."id"')]
+    assert '"size"' in page_query
+    assert '"bmi"' not in page_query and '"predictions"' not in page_query
+
+
+def test_batch_list_filters_by_version(admin_client, logs, registry):
+    logs(8)  # batches on both passing versions
+    for version in registry[:2]:
+        response = admin_client.get(changelist_url(PredictionBatch), {"model_version": str(version.version)})
+        assert response.status_code == 200
+        rows = response.context["cl"].result_list
+        assert rows and {row.model_version_id for row in rows} == {version.version}
+
+
+@pytest.mark.parametrize("spelling", [str, lambda u: str(u).upper(), lambda u: f"  {u.hex} "])
+def test_batch_search_finds_exactly_the_batch_by_its_id(admin_client, registry, spelling):
+    wanted = serving.predict_batch([22.0]).batch_id
+    serving.predict_batch([23.0])
+
+    response = admin_client.get(changelist_url(PredictionBatch), {"q": spelling(wanted)})
+
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["cl"].result_list] == [wanted]
+
+
+def test_batch_search_for_an_unknown_id_or_other_text_finds_nothing(admin_client, registry):
+    serving.predict_batch([22.0])
+    for term in (str(uuid.uuid4()), "22.0", "batch"):
+        response = admin_client.get(changelist_url(PredictionBatch), {"q": term})
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list) == [], term
+
+
+def test_prediction_log_is_no_longer_searched_by_batch_id(admin_client, logs):
+    logs(2)
+    batch_id = PredictionBatch.objects.get().pk
+    response = admin_client.get(changelist_url(PredictionLog), {"q": str(batch_id)})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
+def test_page_of_a_full_batch_shows_a_summary_and_the_first_values_not_all_of_them(admin_client, registry, settings):
+    size = settings.PREDICTOR_BATCH_MAX
+    bmis = [18.0 + (i % 300) / 10 for i in range(size)]
+    result = serving.predict_batch(bmis)
+
+    response = admin_client.get(_batch_url(result.batch_id))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="_save"' not in html
+    assert f"{BATCH_PREVIEW} of {size}" in html
+    assert f"min 18, mean {sum(bmis) / size:g}, max 47.9 kg/m²" in html
+    # The first values, item by item; not the ten thousand (the whole page stays small).
+    assert f"<td>0</td><td>18</td><td>{result.predictions[0]:.2f}</td>" in html
+    assert f"<td>{BATCH_PREVIEW - 1}</td>" in html
+    assert f"<td>{BATCH_PREVIEW}</td>" not in html
+    assert html.count("<tr>") < BATCH_PREVIEW + 10
+    assert len(response.content) < 100_000
+
+
+def test_batch_page_links_to_its_outcomes(admin_client, registry):
+    batch = serving.predict_batch([22.0, 27.4, 31.5])
+    other = serving.predict_batch([25.0])
+    BatchOutcome.objects.create(batch_id=batch.batch_id, position=0, observed=120.0)
+    BatchOutcome.objects.create(batch_id=batch.batch_id, position=2, observed=180.0)
+    BatchOutcome.objects.create(batch_id=other.batch_id, position=0, observed=99.0)
+
+    html = admin_client.get(_batch_url(batch.batch_id)).content.decode()
+    outcomes_url = f"{changelist_url(BatchOutcome)}?q={batch.batch_id}"
+    assert f'<a href="{outcomes_url}">2 of 3</a>' in html
+
+    response = admin_client.get(outcomes_url)
+    assert response.status_code == 200
+    assert sorted(row.position for row in response.context["cl"].result_list) == [0, 2]
+
+
+def test_batch_outcome_page_shows_the_item_it_observes(admin_client, registry):
+    batch = serving.predict_batch([22.0, 27.4, 31.5])
+    outcome = BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=160.0)
+
+    response = admin_client.get(reverse("admin:predictor_batchoutcome_change", args=[outcome.pk]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'name="_save"' not in html
+    assert _batch_url(batch.batch_id) in html
+    assert "27.4" in html and f"{batch.predictions[1]:.1f}" in html
+
+
+def test_batches_cannot_be_changed_or_deleted_from_the_admin(admin_client, registry):
+    batch = serving.predict_batch([22.0, 27.4])
+    BatchOutcome.objects.create(batch_id=batch.batch_id, position=0, observed=120.0)
+    before = PredictionBatch.objects.values().get(pk=batch.batch_id)
+
+    admin_client.post(_batch_url(batch.batch_id), {"size": "1", "bmi": "[40.0]", "predictions": "[1.0]"})
+    delete_url = reverse("admin:predictor_predictionbatch_delete", args=[batch.batch_id])
+    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    bulk_delete = {"action": "delete_selected", "_selected_action": [str(batch.batch_id)], "post": "yes"}
+    admin_client.post(changelist_url(PredictionBatch), bulk_delete)
+    outcome_delete = reverse("admin:predictor_batchoutcome_delete", args=[BatchOutcome.objects.get().pk])
+    assert admin_client.post(outcome_delete, {"post": "yes"}).status_code == 403
+
+    assert PredictionBatch.objects.values().get(pk=batch.batch_id) == before
+    assert BatchOutcome.objects.count() == 1
+
+
+def test_whoever_reads_the_prediction_log_reads_its_batches(client, staff_user, view_only_staff, registry):
+    # As in the API: predictor.view_predictionlog opens batches too (staff_user has no batch permission).
+    batch = serving.predict_batch([22.0])
+    assert not staff_user.has_perm("predictor.view_predictionbatch")
+    client.force_login(staff_user)
+    assert client.get(changelist_url(PredictionBatch)).status_code == 200
+    assert client.get(_batch_url(batch.batch_id)).status_code == 200
+    client.force_login(view_only_staff)
+    assert client.get(changelist_url(PredictionBatch)).status_code == 403
+    assert client.get(_batch_url(batch.batch_id)).status_code == 403

@@ -22,6 +22,8 @@ API_PATHS = {
     "/api/v1/models/{version}/promote": {"post"},
     "/api/v1/models/rollback": {"post"},
     "/api/v1/predictions": {"get"},
+    "/api/v1/batches": {"get"},
+    "/api/v1/batches/{batch_id}": {"get"},
 }
 
 
@@ -55,6 +57,8 @@ def test_schema_is_also_served_as_yaml(api):
         ("/api/v1/models/rollback", "post", {"200", "401", "403", "409"}),
         ("/api/v1/models/train", "post", {"201", "400", "401", "403"}),
         ("/api/v1/predictions", "get", {"200", "400", "401", "403"}),
+        ("/api/v1/batches", "get", {"200", "400", "401", "403"}),
+        ("/api/v1/batches/{batch_id}", "get", {"200", "401", "403", "404"}),
     ],
 )
 def test_schema_documents_the_error_responses_with_the_error_body(schema, path, method, codes):
@@ -74,6 +78,43 @@ def test_schema_states_the_bmi_range_and_batch_limit(schema, settings):
 
     assert (bmi["minimum"], bmi["maximum"]) == (settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX)
     assert batch["maxItems"] == settings.PREDICTOR_BATCH_MAX
+
+
+def test_prediction_log_documents_single_predictions_only(schema):
+    operation = schema["paths"]["/api/v1/predictions"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+
+    assert "batch_id" not in parameters
+    assert parameters["channel"]["schema"]["enum"] == ["api", "web"]
+    assert "batch_id" not in schema["components"]["schemas"]["PredictionLog"]["properties"]
+
+
+def test_batch_list_documents_its_filters_and_items_without_the_values(schema):
+    operation = schema["paths"]["/api/v1/batches"]["get"]
+    components = schema["components"]["schemas"]
+
+    assert {"version", "since", "until", "cursor", "page_size"} <= {p["name"] for p in operation["parameters"]}
+    page = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    item = components[page]["properties"]["results"]["items"]["$ref"].split("/")[-1]
+    assert set(components[item]["properties"]) == {"batch_id", "created_at", "model_version", "count"}
+
+
+def test_batch_detail_documents_the_uuid_and_both_arrays(schema):
+    operation = schema["paths"]["/api/v1/batches/{batch_id}"]["get"]
+    [parameter] = operation["parameters"]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    properties = schema["components"]["schemas"][body]["properties"]
+
+    assert (parameter["in"], parameter["schema"]["format"]) == ("path", "uuid")
+    assert set(properties) == {"batch_id", "created_at", "model_version", "count", "bmi", "predictions"}
+    for name in ("bmi", "predictions"):
+        assert properties[name]["type"] == "array" and properties[name]["items"]["type"] == "number"
+    assert {} not in operation["security"]  # staff only, never anonymous
+
+
+def test_batch_response_points_at_the_logged_batch(schema):
+    batch_id = schema["components"]["schemas"]["BatchOutput"]["properties"]["batch_id"]
+    assert "/api/v1/batches/{batch_id}" in batch_id["description"]
 
 
 def test_prediction_endpoints_allow_anonymous_calls_in_the_schema(schema):

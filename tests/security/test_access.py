@@ -15,7 +15,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from predictor.models import PredictionLog
+from predictor.models import PredictionBatch, PredictionLog
 
 # Open to anyone unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set; then for signed-in users.
 PREDICTION_ACCESS = {
@@ -30,12 +30,14 @@ PREDICTION_ACCESS = {
 }
 PUBLIC = {"api:schema", "api:docs", "predictor:login"}
 # Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
-AUTHENTICATED = {"monitoring:outcome-create"}
+AUTHENTICATED = {"monitoring:outcome-create", "monitoring:batch-outcome-create"}
 STAFF = {
     "api:model-train",
     "api:model-rollback",
     "api:model-promote",
     "api:prediction-list",
+    "api:batch-list",
+    "api:batch-detail",
     "monitoring:page",
     "monitoring:model-monitoring",
     "monitoring:metrics",
@@ -59,7 +61,7 @@ def discovered() -> dict[str, str]:
     return dict(_walk(get_resolver().url_patterns))
 
 
-def _url(route: str, ids: dict[str, int]) -> str:
+def _url(route: str, ids: dict[str, object]) -> str:
     # <int:version> and friends become real ids, so a view that checks permissions late would
     # answer 200 and be caught.
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids.get(m.group(1), 1)), route)
@@ -68,7 +70,10 @@ def _url(route: str, ids: dict[str, int]) -> str:
 @pytest.fixture
 def ids(active_version):
     log = PredictionLog.objects.create(model_version=active_version, bmi=25.0, prediction=150.0, channel="api")
-    return {"version": active_version.version, "prediction_id": log.pk}
+    batch = PredictionBatch.objects.create(
+        model_version=active_version, size=2, bmi=[25.0, 30.0], predictions=[150.0, 170.0]
+    )
+    return {"version": active_version.version, "prediction_id": log.pk, "batch_id": batch.pk, "position": 0}
 
 
 def test_every_url_pattern_is_classified():
@@ -156,8 +161,9 @@ def test_authenticated_urls_refuse_anonymous_callers(ids):
         assert response.status_code == 401, (url, response.status_code)
 
 
-def test_outcomes_need_the_add_outcome_permission_not_staff(ids, django_user_model):
-    url = _url(discovered()["monitoring:outcome-create"], ids)
+@pytest.mark.parametrize("name", sorted(AUTHENTICATED))
+def test_outcomes_need_the_add_outcome_permission_not_staff(name, ids, django_user_model):
+    url = _url(discovered()[name], ids)
     plain = django_user_model.objects.create_user("nobody")
     client = Client()
     client.force_login(plain)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from predictor.models import PredictionLog
+from predictor.models import PredictionBatch, PredictionLog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +109,16 @@ def test_prediction_log_holds_no_personal_data_beyond_the_bmi_and_the_time():
     # Adding a column here (an IP address, a name, a user) is a privacy decision: this test makes
     # it a deliberate one, with docs/reliability.md and the retention setting updated alongside.
     fields = {f.name for f in PredictionLog._meta.get_fields()}
-    assert fields == {"id", "created_at", "model_version", "bmi", "prediction", "channel", "batch_id", "outcome"}
+    assert fields == {"id", "created_at", "model_version", "bmi", "prediction", "channel", "outcome"}
     # The outcome is the observed progression a year later, recorded by staff; no identity either.
     outcome_fields = {f.name for f in PredictionLog._meta.get_field("outcome").related_model._meta.get_fields()}
     assert outcome_fields == {"prediction", "observed", "recorded_at", "recorded_by", "source"}
+
+
+def test_batch_log_holds_no_personal_data_beyond_the_bmis_and_the_time():
+    # As for single predictions: who sent a batch, or from where, is not recorded. A new column
+    # here is a privacy decision, taken deliberately.
+    fields = {f.name for f in PredictionBatch._meta.get_fields()}
+    assert fields == {"id", "created_at", "model_version", "size", "bmi", "predictions", "outcomes"}
+    outcome_fields = {f.name for f in PredictionBatch._meta.get_field("outcomes").related_model._meta.get_fields()}
+    assert outcome_fields == {"id", "batch", "position", "observed", "recorded_at", "recorded_by", "source"}

@@ -6,7 +6,7 @@ from predictor import services
 
 class Command(BaseCommand):
     help = (
-        "Delete prediction logs (and their recorded outcomes) older than the retention period. "
+        "Delete logged predictions and batches (and their recorded outcomes) older than the retention period. "
         "Run it daily from a scheduler."
     )
 
@@ -26,5 +26,8 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
-            self.style.SUCCESS(f"Deleted {deleted} prediction logs older than {options['older_than']} days.")
+            self.style.SUCCESS(
+                f"Deleted {deleted.predictions} prediction logs and {deleted.batches} batches "
+                f"older than {options['older_than']} days."
+            )
         )

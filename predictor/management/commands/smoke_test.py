@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
 
-# A few BMIs across the plausible range; the batch check expects exactly this many log rows.
+# A few BMIs across the plausible range; the log check expects them back in this order.
 BATCH_BMI = [18.5, 22.0, 27.4, 31.5, 40.0]
 SINGLE_BMI = 27.4
 # Enough pages of the prediction log to find this run's rows even if the API ignores a filter.
@@ -162,15 +162,11 @@ class SmokeTest:
             )
         if self.batch is None:
             raise CheckFailed("nothing to look for: the batch prediction failed")
-        batch_id = str(uuid.UUID(str(self.batch["batch_id"])))
-        rows = self.log_rows(channel="batch", batch_id=batch_id)
-        found = [row for row in rows if _same_uuid(row.get("batch_id"), batch_id)]
-        if len(found) != len(BATCH_BMI):
-            raise CheckFailed(
-                f"GET /api/v1/predictions?channel=batch: {len(found)} rows of batch {batch_id}, "
-                f"expected {len(BATCH_BMI)}"
-            )
-        detail = f"batch {batch_id}: {len(found)} of {len(BATCH_BMI)} rows logged"
+        try:
+            batch_id = str(uuid.UUID(str(self.batch["batch_id"])))
+        except ValueError:
+            raise CheckFailed(f"the batch call returned batch_id {self.batch['batch_id']!r}, not a UUID") from None
+        detail = self.check_logged_batch(batch_id)
         if self.prediction is not None:
             rows = self.log_rows(channel="api")
             if not any(self.is_our_prediction(row) for row in rows):
@@ -180,12 +176,30 @@ class SmokeTest:
             detail += "; single prediction logged"
         return detail
 
-    def log_rows(self, *, channel: str, batch_id: str | None = None) -> list[dict]:
+    def check_logged_batch(self, batch_id: str) -> str:
+        """The batch as logged must be the batch as answered: same size, BMIs and predictions, in order."""
+        what = f"GET /api/v1/batches/{batch_id}"
+        resp = self.request("GET", f"/api/v1/batches/{batch_id}", auth=True)
+        self.expect(resp, 200, what)
+        body = self.parse_json(resp, what)
+        if not isinstance(body, dict):
+            raise CheckFailed(f"{what} -> 200 but not a JSON object: {resp.summary()}")
+        answered = [p.get("prediction") if isinstance(p, dict) else p for p in self.batch["predictions"]]
+        problems = []
+        if body.get("count") != len(BATCH_BMI):
+            problems.append(f"count {body.get('count')!r}, expected {len(BATCH_BMI)}")
+        if body.get("bmi") != BATCH_BMI:
+            problems.append(f"bmi {body.get('bmi')!r}, expected {BATCH_BMI}")
+        # Exact: both are the same float64 values, written by Python's shortest round-trip repr.
+        if body.get("predictions") != answered:
+            problems.append(f"predictions {body.get('predictions')!r}, but the batch call returned {answered}")
+        if problems:
+            raise CheckFailed(f"{what}: " + "; ".join(problems))
+        return f"batch {batch_id}: {len(BATCH_BMI)} of {len(BATCH_BMI)} predictions logged as returned"
+
+    def log_rows(self, *, channel: str) -> list[dict]:
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((self.started_at or time.time()) - 60))
-        params = {"channel": channel, "since": since}
-        if batch_id:
-            params["batch_id"] = batch_id
-        path = "/api/v1/predictions?" + urllib.parse.urlencode(params)
+        path = "/api/v1/predictions?" + urllib.parse.urlencode({"channel": channel, "since": since})
         rows: list[dict] = []
         for _ in range(MAX_LOG_PAGES):
             what = f"GET {path}"
@@ -227,13 +241,6 @@ class SmokeTest:
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _same_uuid(value, expected: str) -> bool:
-    try:
-        return str(uuid.UUID(str(value))) == expected
-    except ValueError:
-        return False
 
 
 class Command(BaseCommand):
