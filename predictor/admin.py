@@ -228,7 +228,18 @@ class PredictionBatchAdmin(ReadOnlyAdmin):
         ("Batch", {"fields": ["batch_id", "created_at", "version_link", "size", "outcomes"]}),
         ("Values", {"fields": ["bmi_summary", "prediction_summary", "first_values"]}),
     ]
-    readonly_fields = [field for fieldset in fieldsets for field in fieldset[1]["fields"]]
+    readonly_fields = [field for fieldset in fieldsets for field in fieldset[1]["fields"]] + ["outcome_count"]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        # The outcomes link leads to the batch outcomes' admin; whoever may not open it (a reader of
+        # the prediction log without predictor.view_batchoutcome) sees the count without the link.
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.has_perm("predictor.view_batchoutcome"):
+            return fieldsets
+        return [
+            (name, {**options, "fields": ["outcome_count" if f == "outcomes" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PredictionBatch]:
         # A list needs the size, not two arrays of up to 80 kB each per row; one batch's page
@@ -255,9 +266,12 @@ class PredictionBatchAdmin(ReadOnlyAdmin):
 
     @admin.display(description="observed outcomes")
     def outcomes(self, obj: PredictionBatch):
-        count = obj.outcomes.count()
         url = reverse("admin:predictor_batchoutcome_changelist")
-        return format_html('<a href="{}?q={}">{} of {}</a>', url, obj.pk, count, obj.size)
+        return format_html('<a href="{}?q={}">{}</a>', url, obj.pk, self.outcome_count(obj))
+
+    @admin.display(description="observed outcomes")
+    def outcome_count(self, obj: PredictionBatch) -> str:
+        return f"{obj.outcomes.count()} of {obj.size}"
 
     @admin.display(description="BMI")
     def bmi_summary(self, obj: PredictionBatch) -> str:

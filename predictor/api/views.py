@@ -173,8 +173,10 @@ class PredictionListView(generics.ListAPIView):
 
 class BatchPagination(LogPagination):
     # Newest first by time: batch ids are random UUIDs and cannot order the pages. DRF's cursor holds
-    # the time of the page's last batch (and an offset past others of the same time); the id breaks
-    # ties, so the order is total and a page boundary neither skips nor repeats a batch.
+    # the time of the page's last batch and an offset past others of the same time, and the id
+    # makes the order total: following "next" neither skips nor repeats a batch. Going back with
+    # "previous" across batches logged in the same microsecond can shift a page by one (a DRF
+    # cursor limitation); batches are committed one transaction each, so such ties are rare.
     ordering = ("-created_at", "-id")
 
     def is_valid_position(self, position: str) -> bool:

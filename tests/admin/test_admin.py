@@ -343,6 +343,19 @@ def test_batch_page_links_to_its_outcomes(admin_client, registry):
     assert sorted(row.position for row in response.context["cl"].result_list) == [0, 2]
 
 
+def test_a_log_reader_without_the_outcome_permission_sees_the_count_without_a_dead_link(client, staff_user, registry):
+    batch = serving.predict_batch([22.0, 27.4, 31.5])
+    BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=150.0)
+    assert not staff_user.has_perm("predictor.view_batchoutcome")
+    client.force_login(staff_user)
+
+    html = client.get(_batch_url(batch.batch_id)).content.decode()
+
+    assert "1 of 3" in html
+    assert changelist_url(BatchOutcome) not in html
+    assert client.get(changelist_url(BatchOutcome)).status_code == 403
+
+
 def test_batch_outcome_page_shows_the_item_it_observes(admin_client, registry):
     batch = serving.predict_batch([22.0, 27.4, 31.5])
     outcome = BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=160.0)
