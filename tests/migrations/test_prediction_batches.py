@@ -91,3 +91,23 @@ def test_migrating_back_expands_the_batches_into_rows_again(legacy):
         RECORDED,
     )
     assert PredictionLog.objects.filter(channel="api").count() == 1
+
+
+def test_the_previous_release_keeps_logging_batches_while_and_after_this_one_migrates(legacy):
+    """Expand/contract: 0004 leaves the old batch column and check in place, so rows the previous
+    release logs during the deploy (between 0003 and 0004, and after) are accepted and stay usable."""
+    _migrate([("predictor", "0003_prediction_batches")])
+    old_release_copy = (
+        "INSERT INTO predictor_predictionlog (created_at, model_version_id, bmi, prediction, channel, batch_id) "
+        "VALUES (CURRENT_TIMESTAMP, %s, %s, %s, 'batch', %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(old_release_copy, [legacy["version"], 21.0, 110.0, uuid.uuid4().hex])
+    apps = _migrate(AFTER)
+    with connection.cursor() as cursor:
+        cursor.execute(old_release_copy, [legacy["version"], 22.0, 120.0, uuid.uuid4().hex])
+
+    # This release reads them as log rows of their version, like any other.
+    PredictionLog = apps.get_model("predictor", "PredictionLog")
+    rows = PredictionLog.objects.filter(model_version_id=legacy["version"]).order_by("id")
+    assert [(row.bmi, row.channel) for row in rows] == [(33.0, "api"), (21.0, "batch"), (22.0, "batch")]
