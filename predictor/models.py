@@ -272,11 +272,9 @@ class PredictionBatch(models.Model):
         return f"batch {self.pk} v{self.model_version_id} ({self.size} predictions)"
 
 
-class Outcome(models.Model):
-    """The progression actually observed a year later for a logged prediction."""
+class ObservedOutcome(models.Model):
+    """What was observed a year after a prediction, by whom and how it arrived (abstract)."""
 
-    # One outcome per prediction; the primary key makes a second one a conflict.
-    prediction = models.OneToOneField(PredictionLog, primary_key=True, on_delete=models.CASCADE, related_name="outcome")
     observed = models.FloatField(help_text="Observed progression one year after baseline.")
     recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
     recorded_by = models.ForeignKey(
@@ -285,26 +283,30 @@ class Outcome(models.Model):
     source = models.CharField(max_length=32, default="api", help_text="api, import, ...")
 
     class Meta:
+        abstract = True
         ordering = ["-recorded_at"]
+
+
+class Outcome(ObservedOutcome):
+    """The progression actually observed a year later for a logged single prediction."""
+
+    # One outcome per prediction; the primary key makes a second one a conflict.
+    prediction = models.OneToOneField(PredictionLog, primary_key=True, on_delete=models.CASCADE, related_name="outcome")
+
+    class Meta(ObservedOutcome.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"outcome of #{self.prediction_id}: {self.observed:g}"
 
 
-class BatchOutcome(models.Model):
+class BatchOutcome(ObservedOutcome):
     """The progression actually observed for one prediction of a batch: item ``position`` (from 0)."""
 
     batch = models.ForeignKey(PredictionBatch, on_delete=models.CASCADE, related_name="outcomes")
     position = models.PositiveIntegerField(help_text="The prediction's index in its batch, from 0.")
-    observed = models.FloatField(help_text="Observed progression one year after baseline.")
-    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    source = models.CharField(max_length=32, default="api", help_text="api, import, ...")
 
-    class Meta:
-        ordering = ["-recorded_at"]
+    class Meta(ObservedOutcome.Meta):
         constraints = [
             # One outcome per prediction, as for single predictions (whose key is the prediction).
             models.UniqueConstraint(fields=["batch", "position"], name="predictor_batch_outcome_once"),

@@ -21,6 +21,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from predictor import selectors, services, serving
@@ -160,15 +161,24 @@ class PredictionPagination(LogPagination):
         responses={200: s.PredictionLogSerializer(many=True), **errors(400, 401, 403, 404, 429)},
     )
 )
-class PredictionListView(generics.ListAPIView):
+class LogListView(generics.ListAPIView):
+    """A page of the log: the query string validated by ``filter_class``, the rows from ``select``."""
+
     permission_classes = [ReadPredictionLog]
-    serializer_class = s.PredictionLogSerializer
-    pagination_class = PredictionPagination
+    filter_class: type[Serializer]
+    select: staticmethod
 
     def get_queryset(self):
-        filters = s.PredictionFilterSerializer(data=self.request.query_params)
+        filters = self.filter_class(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return selectors.prediction_list(**filters.validated_data)
+        return self.select(**filters.validated_data)
+
+
+class PredictionListView(LogListView):
+    serializer_class = s.PredictionLogSerializer
+    pagination_class = PredictionPagination
+    filter_class = s.PredictionFilterSerializer
+    select = staticmethod(selectors.prediction_list)
 
 
 class BatchPagination(LogPagination):
@@ -199,15 +209,11 @@ class BatchPagination(LogPagination):
         responses={200: s.BatchSummarySerializer(many=True), **errors(400, 401, 403, 404, 429)},
     )
 )
-class BatchListView(generics.ListAPIView):
-    permission_classes = [ReadPredictionLog]
+class BatchListView(LogListView):
     serializer_class = s.BatchSummarySerializer
     pagination_class = BatchPagination
-
-    def get_queryset(self):
-        filters = s.BatchFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return selectors.batch_list(**filters.validated_data)
+    filter_class = s.BatchFilterSerializer
+    select = staticmethod(selectors.batch_list)
 
 
 @extend_schema(tags=["management"])
