@@ -37,21 +37,17 @@ def prediction_list(
     until=None,
 ) -> QuerySet[PredictionLog]:
     """Single predictions (API and web form), newest first; batches are :func:`batch_list`."""
-    queryset = PredictionLog.objects.all()
-    if version is not None:
-        queryset = queryset.filter(model_version_id=version)
-    if channel:
-        queryset = queryset.filter(channel=channel)
-    if since is not None:
-        queryset = queryset.filter(created_at__gte=since)
-    if until is not None:
-        queryset = queryset.filter(created_at__lt=until)
-    return queryset
+    queryset = _log_window(PredictionLog.objects.all(), version=version, since=since, until=until)
+    return queryset.filter(channel=channel) if channel else queryset
 
 
 def batch_list(*, version: int | None = None, since=None, until=None) -> QuerySet[PredictionBatch]:
     """Logged batches, newest first, without their arrays (up to 160 kB a row; a list needs the size)."""
-    queryset = PredictionBatch.objects.defer("bmi", "predictions")
+    return _log_window(PredictionBatch.objects.defer("bmi", "predictions"), version=version, since=since, until=until)
+
+
+def _log_window(queryset: QuerySet, *, version: int | None, since, until) -> QuerySet:
+    """The prediction log's and the batch log's shared filters: one version, a time window."""
     if version is not None:
         queryset = queryset.filter(model_version_id=version)
     if since is not None:

@@ -352,34 +352,26 @@ def prediction_logs_prune(
 
 
 def _prune_single_predictions(cutoff, chunk_size: int) -> int:
-    deleted = 0
-    while True:
-        ids = list(PredictionLog.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:chunk_size])
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            # Lock the rows first: an outcome import holding them commits before its outcomes are
-            # deleted here, instead of inserting outcomes for rows this transaction is deleting.
-            ids = list(
-                PredictionLog.objects.filter(id__in=ids).select_for_update().order_by("id").values_list("id", flat=True)
-            )
-            Outcome.objects.filter(prediction_id__in=ids).delete()
-            _, per_model = PredictionLog.objects.filter(id__in=ids).delete()
-        deleted += per_model.get(PredictionLog._meta.label, 0)
+    return _prune(PredictionLog, Outcome, "prediction", cutoff, chunk_size)
 
 
 def _prune_batches(cutoff, chunk_size: int) -> int:
+    return _prune(PredictionBatch, BatchOutcome, "batch", cutoff, chunk_size)
+
+
+def _prune(model, outcome_model, outcome_key: str, cutoff, chunk_size: int) -> int:
+    """Delete ``model`` rows older than ``cutoff`` with their outcomes, ``chunk_size`` per transaction."""
     deleted = 0
     while True:
-        ids = list(PredictionBatch.objects.filter(created_at__lt=cutoff).values_list("id", flat=True)[:chunk_size])
+        ids = list(model.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:chunk_size])
         if not ids:
             return deleted
         with transaction.atomic():
-            # Locked first, as the single predictions: an outcome being recorded for one of these
-            # batches commits before the outcomes are deleted, or waits and then finds no batch.
-            locked = PredictionBatch.objects.filter(id__in=ids).select_for_update().order_by("id")
-            ids = list(locked.values_list("id", flat=True))
-            BatchOutcome.objects.filter(batch_id__in=ids).delete()
-            # only("id"): the delete collects the batches as objects, and must not load their arrays.
-            _, per_model = PredictionBatch.objects.filter(id__in=ids).only("id").delete()
-        deleted += per_model.get(PredictionBatch._meta.label, 0)
+            # Lock the rows first: an outcome being recorded or imported for one of them commits
+            # before its outcomes are deleted here, or waits and then finds no prediction.
+            locked = model.objects.filter(pk__in=ids).select_for_update().order_by("pk")
+            ids = list(locked.values_list("pk", flat=True))
+            outcome_model.objects.filter(**{f"{outcome_key}_id__in": ids}).delete()
+            # only("pk"): the delete collects the rows as objects, and must not load a batch's arrays.
+            _, per_model = model.objects.filter(pk__in=ids).only("pk").delete()
+        deleted += per_model.get(model._meta.label, 0)

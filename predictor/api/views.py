@@ -142,7 +142,11 @@ class LogPagination(CursorPagination):
         return cursor
 
     def is_valid_position(self, position: str) -> bool:
-        raise NotImplementedError
+        """Whether a cursor's position can be a value of this pagination's ordering field.
+
+        Each subclass answers for its own ordering (an id, a time); an unknown one accepts none.
+        """
+        return False
 
 
 class PredictionPagination(LogPagination):
@@ -150,6 +154,19 @@ class PredictionPagination(LogPagination):
 
     def is_valid_position(self, position: str) -> bool:
         return position.isdigit()
+
+
+class LogListView(generics.ListAPIView):
+    # A page of the log: the query string validated by filter_class, the rows from select. (A comment,
+    # not a docstring: drf-spectacular would publish a docstring as every subclass's description.)
+    permission_classes = [ReadPredictionLog]
+    filter_class: type[Serializer]
+    select: staticmethod
+
+    def get_queryset(self):
+        filters = self.filter_class(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return self.select(**filters.validated_data)
 
 
 @extend_schema_view(
@@ -161,19 +178,6 @@ class PredictionPagination(LogPagination):
         responses={200: s.PredictionLogSerializer(many=True), **errors(400, 401, 403, 404, 429)},
     )
 )
-class LogListView(generics.ListAPIView):
-    """A page of the log: the query string validated by ``filter_class``, the rows from ``select``."""
-
-    permission_classes = [ReadPredictionLog]
-    filter_class: type[Serializer]
-    select: staticmethod
-
-    def get_queryset(self):
-        filters = self.filter_class(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return self.select(**filters.validated_data)
-
-
 class PredictionListView(LogListView):
     serializer_class = s.PredictionLogSerializer
     pagination_class = PredictionPagination

@@ -99,6 +99,23 @@ def test_batch_list_documents_its_filters_and_items_without_the_values(schema):
     assert set(components[item]["properties"]) == {"batch_id", "created_at", "model_version", "count"}
 
 
+def test_the_log_lists_document_only_their_own_filters_and_no_internal_text(schema):
+    # A shared base view once leaked the prediction log's channel filter, and its docstring, into
+    # the batch list's documentation.
+    batches = schema["paths"]["/api/v1/batches"]["get"]
+    predictions = schema["paths"]["/api/v1/predictions"]["get"]
+    assert {p["name"] for p in batches["parameters"]} == {"version", "since", "until", "cursor", "page_size"}
+    assert {p["name"] for p in predictions["parameters"]} == {
+        "version",
+        "channel",
+        "since",
+        "until",
+        "cursor",
+        "page_size",
+    }
+    assert "description" not in batches and "description" not in predictions
+
+
 def test_batch_detail_documents_the_uuid_and_both_arrays(schema):
     operation = schema["paths"]["/api/v1/batches/{batch_id}"]["get"]
     [parameter] = operation["parameters"]
