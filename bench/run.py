@@ -255,6 +255,11 @@ class Server:
         return children(self.process.pid) or [self.process.pid]
 
 
+def gunicorn_server(name: str, command: list[str], env: dict, port: int, workdir: Path) -> Server:
+    """A gunicorn command on ``port``, ready when ``/readyz`` answers 200, logging to ``workdir``."""
+    return Server(name, command, {**env, "PORT": str(port)}, f"http://127.0.0.1:{port}/readyz", workdir / f"{name}.log")
+
+
 # --- wrk -------------------------------------------------------------------------------------------
 
 
@@ -480,13 +485,7 @@ def main() -> int:
 
         # Start-up: each server is started and stopped a few times; the last start stays up.
         our_port, ref_port = free_port(), free_port()
-        ours = Server(
-            "gunicorn",
-            image_command(),
-            {**django_env, "PORT": str(our_port)},
-            f"http://127.0.0.1:{our_port}/readyz",
-            workdir / "gunicorn.log",
-        )
+        ours = gunicorn_server("gunicorn", image_command(), django_env, our_port, workdir)
         ref_env = {**os.environ, "REFERENCE_W": repr(slope), "REFERENCE_B": repr(intercept)}
         reference = Server(
             "uvicorn",
@@ -520,13 +519,7 @@ def main() -> int:
         servers.append(reference)
         # Not timed at start-up and not a target: the ceiling any Django code of ours competes with.
         ceiling_port = free_port()
-        ceiling = Server(
-            "ceiling",
-            ceiling_command(),
-            {**django_env, "PORT": str(ceiling_port)},
-            f"http://127.0.0.1:{ceiling_port}/readyz",
-            workdir / "ceiling.log",
-        )
+        ceiling = gunicorn_server("ceiling", ceiling_command(), django_env, ceiling_port, workdir)
         ceiling.start()
         servers.append(ceiling)
         results["gunicorn"] = {"workers": len(ours.serving_pids()), "command": image_command()}
