@@ -9,10 +9,11 @@ of its batches (``PredictionBatch`` arrays, outcomes ``BatchOutcome``). Each fig
 part, read in SQL from the arrays (``unnest`` and ``predictions[position + 1]`` on PostgreSQL,
 ``json_each`` and ``json_extract`` on SQLite), to the singles part.
 
-Live R² uses sums, not a second pass over the rows::
+Live R² uses sums, not a second pass over the rows, of the outcomes shifted by a constant
+``c`` (``OUTCOME_SHIFT``; a shift leaves the spread unchanged)::
 
     SS_res = Σ (observed - predicted)²
-    SS_tot = Σ observed² - n · mean(observed)²
+    SS_tot = Σ (observed - c)² - (Σ (observed - c))² / n
     R²     = 1 - SS_res / SS_tot
 
 Drift is the population stability index of served BMIs against the version's training BMIs,
@@ -32,7 +33,19 @@ from datetime import date, timedelta
 from itertools import chain
 
 from django.db import NotSupportedError, connection
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, FloatField, Func, OuterRef, Q, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Abs, TruncDate
 from django.utils import timezone
 
@@ -43,6 +56,11 @@ from predictor.models import BatchOutcome, ModelVersion, Outcome, PredictionBatc
 # empty bin adds at most about 0.1 * ln(0.1/1e-4) ≈ 0.7 rather than infinity.
 PSI_EPSILON = 1e-4
 PSI_WATCH = 0.1
+# Outcomes are shifted by this before they are squared. Squaring a tiny outcome (1e-200, a valid
+# progression of 0.0…) fails on PostgreSQL, whose float8 multiplication raises "underflow" rather
+# than round to 0; doubles near 150 are 3e-14 apart, so a shifted outcome is 0 or far from
+# underflowing. Near the diabetes progressions' mean, it also keeps the sums' rounding small.
+OUTCOME_SHIFT = 150.0
 PSI_DRIFT = 0.25
 
 
@@ -107,7 +125,8 @@ def psi_reading(psi: float | None) -> str:
 
 
 def r2_from_sums(n: int, total: float, total_sq: float, ss_res: float) -> float | None:
-    """R² from running sums; None when it is undefined (fewer than two outcomes, or all equal)."""
+    """R² from running sums of the (shifted) outcomes and their squares, and of the squared
+    residuals; None when it is undefined (fewer than two outcomes, or all equal)."""
     if n < 2:
         return None
     ss_tot = total_sq - total * total / n
@@ -206,10 +225,11 @@ def _served_in_batches(version: ModelVersion, bounds) -> tuple[int, list[int]]:
 def _outcome_sums(observed: str, predicted) -> dict:
     """The sums live R² and MAE are computed from; ``observed`` may be NULL (a LEFT JOIN) and then counts nothing."""
     residual = F(observed) - predicted
+    shifted = F(observed) - Value(OUTCOME_SHIFT, output_field=FloatField())
     return {
         "outcomes": Count(observed),
-        "total": Sum(observed),
-        "total_sq": Sum(F(observed) * F(observed), output_field=FloatField()),
+        "total": Sum(shifted, output_field=FloatField()),
+        "total_sq": Sum(shifted * shifted, output_field=FloatField()),
         "ss_res": Sum(residual * residual, output_field=FloatField()),
         "abs_res": Sum(Abs(residual), output_field=FloatField()),
     }

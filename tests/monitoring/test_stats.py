@@ -181,6 +181,27 @@ def predicted(version, bmis) -> np.ndarray:
     return version.slope * np.asarray(bmis, dtype=float) + version.intercept
 
 
+def test_tiny_outcomes_do_not_break_the_sums(
+    active_version, log_predictions, log_batch, record_outcomes, record_batch_outcomes
+):
+    # 1e-200 is a valid progression (inside 0 to 1000), but its square underflows: PostgreSQL's
+    # float8 multiplication raises instead of rounding to 0, which once took monitoring down.
+    rows = log_predictions(active_version, [20.0, 25.0, 30.0])
+    batch = log_batch(active_version, [22.0, 35.0])
+    record_outcomes(rows, [1e-200, 5e-324, 140.0])
+    record_batch_outcomes(batch, {0: 1e-200, 1: 210.0})
+
+    quality = stats.version_quality(active_version)
+    series = stats.daily_series(active_version)
+
+    observed = [1e-200, 5e-324, 140.0, 1e-200, 210.0]
+    served = predicted(active_version, [20.0, 25.0, 30.0, 22.0, 35.0])
+    assert quality.n_outcomes == 5
+    assert quality.r2 == pytest.approx(numpy_r2(observed, served), rel=1e-9)
+    assert quality.mae == pytest.approx(np.mean(np.abs(np.array(observed) - served)), rel=1e-9)
+    assert series[-1].r2_cumulative == pytest.approx(quality.r2, rel=1e-9)
+
+
 def test_live_r2_and_mae_count_single_and_batch_outcomes(
     active_version, log_predictions, log_batch, record_outcomes, record_batch_outcomes
 ):
