@@ -326,7 +326,25 @@ class ModelVersionDetailSerializer(ModelVersionSerializer):
 DEFAULTS = services.DEFAULT_HYPERPARAMETERS
 
 
-class TrainInputSerializer(serializers.Serializer):
+class RejectUnknownFieldsMixin:
+    """Refuses a body with a field the endpoint does not take, naming it.
+
+    For the endpoints that change the registry or the records: DRF ignores unknown fields, so a
+    misspelt or wrongly named ``max_epochs`` used to train (and promote) with the default instead.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                accepted = ", ".join(sorted(self.fields))
+                raise serializers.ValidationError(
+                    {name: [f"Unknown field; this endpoint takes: {accepted}."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class TrainInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """Hyperparameters for a new version; every one is optional. Trains on the diabetes data."""
 
     learning_rate = StrictFloatField(
@@ -389,7 +407,7 @@ class TrainOutputSerializer(ModelVersionDetailSerializer):
         return self.context["result"].warnings
 
 
-class ReasonInputSerializer(serializers.Serializer):
+class ReasonInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(
         required=False, default="", allow_blank=True, max_length=2000, help_text="Recorded in the audit trail."
     )

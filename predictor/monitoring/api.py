@@ -21,7 +21,7 @@ from predictor import selectors
 from predictor.api.exceptions import Conflict
 from predictor.api.permissions import ReadPredictionLog, RecordOutcomes
 from predictor.api.schema import errors
-from predictor.api.serializers import SettingsRangeFloatField
+from predictor.api.serializers import RejectUnknownFieldsMixin, SettingsRangeFloatField
 from predictor.monitoring import services, stats
 
 
@@ -44,7 +44,7 @@ class ObservedField(SettingsRangeFloatField):
     }
 
 
-class OutcomeInputSerializer(serializers.Serializer):
+class OutcomeInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     observed = ObservedField(help_text="Observed progression one year after baseline (a finite number).")
 
 

@@ -288,6 +288,33 @@ def test_train_refuses_bad_hyperparameters_and_writes_nothing(staff_token_client
     assert not ModelVersion.objects.exists()
 
 
+@pytest.mark.parametrize("body", [{"max_epochs": 1}, {"random_state": 7, "seed": 1}, {"bogus": 1}])
+def test_train_refuses_unknown_fields_and_writes_nothing(staff_token_client, body):
+    # DRF ignores unknown fields: {"max_epochs": 1} used to train (and promote) with the defaults.
+    response = staff_token_client.post("/api/v1/models/train", body, format="json")
+
+    assert response.status_code == 400
+    unknown = sorted(set(body) - {"seed"})[0]
+    assert response.json()["error"]["message"] == (
+        f"{unknown}: Unknown field; this endpoint takes: decay, epochs, learning_rate, promote, seed, threshold, tol."
+    )
+    assert not ModelVersion.objects.exists()
+
+
+def test_promote_and_rollback_refuse_unknown_fields(staff_token_client, train_version):
+    first = train_version(promote=True)
+    second = train_version(promote=False, random_state=1)
+
+    promoted = staff_token_client.post(f"/api/v1/models/{second.version}/promote", {"reasn": "x"}, format="json")
+    rolled_back = staff_token_client.post("/api/v1/models/rollback", {"why": "x"}, format="json")
+
+    assert promoted.status_code == rolled_back.status_code == 400
+    assert promoted.json()["error"]["message"] == "reasn: Unknown field; this endpoint takes: reason."
+    assert rolled_back.json()["error"]["message"] == "why: Unknown field; this endpoint takes: reason."
+    assert ModelVersion.objects.get(status="active").version == first.version
+    assert not PromotionEvent.objects.exclude(action="promote").exists()
+
+
 def test_promote_then_rollback_records_the_actor(staff_token_client, staff_user, train_version):
     first = train_version(promote=True)
     second = train_version(promote=False, random_state=1)

@@ -36,6 +36,15 @@ def test_predict_accepts_integer_bmi(api, active_version):
     assert response.json()["bmi"] == 30.0
 
 
+@pytest.mark.parametrize("client_fixture", ["api", "plain_token_client"])  # the fast path, then DRF's view
+def test_predict_ignores_fields_other_than_bmi(request, client_fixture, active_version):
+    # Documented in docs/api.md: clients may send their own request ids alongside the BMI.
+    response = request.getfixturevalue(client_fixture).post(URL, {"bmi": 27.4, "request_id": "a1"}, format="json")
+    assert response.status_code == 200
+    assert "request_id" not in response.json()
+    assert PredictionLog.objects.get().bmi == 27.4
+
+
 def test_anonymous_predict_costs_one_query_the_logging_insert(api, active_version, django_assert_num_queries):
     api.post(URL, {"bmi": 25.0}, format="json")  # loads the model into the worker's cache
     with django_assert_num_queries(1):

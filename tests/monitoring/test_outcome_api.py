@@ -70,6 +70,7 @@ def test_second_outcome_is_409_and_keeps_the_first(api_client, clinician_user, l
         ({"observed": True}, "Must be a JSON number"),
         ({"observed": None}, "null"),
         ({}, "required"),
+        ({"observed": 151, "note": "x"}, "note: Unknown field; this endpoint takes: observed."),
     ],
 )
 def test_bad_observed_value_is_400_naming_the_field(api_client, clinician_user, logged, payload, reason):
