@@ -174,6 +174,9 @@ LOGGING = {
 
 # A trained version may serve only if its held-out R² exceeds this (the original design's gate).
 PREDICTOR_PROMOTION_THRESHOLD = env_float("PREDICTOR_PROMOTION_THRESHOLD", 0.4)
+# R² is at most 1: a gate of 1 or more would let no version serve, ever.
+if not -1.0 <= PREDICTOR_PROMOTION_THRESHOLD < 1.0:
+    raise ImproperlyConfigured("PREDICTOR_PROMOTION_THRESHOLD must be from -1 up to (not including) 1.")
 # Plausible BMI in kg/m²; requests and training rows outside are refused as input errors.
 PREDICTOR_BMI_MIN = env_float("PREDICTOR_BMI_MIN", 10.0)
 PREDICTOR_BMI_MAX = env_float("PREDICTOR_BMI_MAX", 80.0)

@@ -7,6 +7,7 @@ transaction, so the audit trail and the registry cannot disagree.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -62,6 +63,17 @@ def default_threshold() -> float:
     return float(settings.PREDICTOR_PROMOTION_THRESHOLD)
 
 
+def _checked_threshold(threshold: float | None) -> float:
+    """The R² gate to apply: the configured one, or ``threshold`` if it is a usable gate."""
+    if threshold is None:
+        return default_threshold()
+    threshold = float(threshold)
+    # R² is at most 1, so a gate of 1 or more lets nothing serve; NaN would compare false with all.
+    if not (math.isfinite(threshold) and -1.0 <= threshold < 1.0):
+        raise ValueError(f"threshold must be a number from -1 up to (not including) 1, got {threshold!r}.")
+    return threshold
+
+
 def _actor_name(user, actor_name: str | None) -> str:
     if actor_name:
         return actor_name
@@ -101,7 +113,7 @@ def model_version_train(
     metrics, so nobody retrains blind) and never serves. Raises ``ValueError`` for unusable
     hyperparameters or data before anything is written.
     """
-    threshold = default_threshold() if threshold is None else float(threshold)
+    threshold = _checked_threshold(threshold)
     # ModelVersion.random_state is a 32-bit column; a larger seed would fail at the INSERT.
     if random_state is not None and not 0 <= random_state <= RANDOM_STATE_MAX:
         raise ValueError(f"random_state must be between 0 and {RANDOM_STATE_MAX}, got {random_state}.")
@@ -122,6 +134,18 @@ def model_version_train(
     predicted_test = estimator.predict(dataset.X_test)
     predicted_train = estimator.predict(dataset.X_train)
     r2_test = r2_score(dataset.y_test, predicted_test)
+    metrics = {
+        "r2_test": r2_test,
+        "mse_test": mean_squared_error(dataset.y_test, predicted_test),
+        "mae_test": mean_absolute_error(dataset.y_test, predicted_test),
+        "r2_train": r2_score(dataset.y_train, predicted_train),
+        "mse_train": mean_squared_error(dataset.y_train, predicted_train),
+    }
+    if not all(math.isfinite(value) for value in (estimator.coef_, estimator.intercept_, *metrics.values())):
+        # Extreme values overflow the fit's sums; such a version could be neither judged nor shown.
+        raise ValueError(
+            "Training gave non-finite coefficients or R² (the data's values are too large to fit); nothing was stored."
+        )
     passed = r2_test > threshold
     user = user_or_none(user)
 
@@ -131,11 +155,7 @@ def model_version_train(
             status=ModelVersion.Status.CANDIDATE if passed else ModelVersion.Status.REJECTED,
             slope=estimator.coef_,
             intercept=estimator.intercept_,
-            r2_test=r2_test,
-            mse_test=mean_squared_error(dataset.y_test, predicted_test),
-            mae_test=mean_absolute_error(dataset.y_test, predicted_test),
-            r2_train=r2_score(dataset.y_train, predicted_train),
-            mse_train=mean_squared_error(dataset.y_train, predicted_train),
+            **metrics,
             n_train=dataset.n_train,
             n_test=dataset.n_test,
             n_outcome_rows=n_outcome_rows,
@@ -179,7 +199,7 @@ def model_version_promote(
     threshold: float | None = None,
 ) -> ModelVersion:
     """Make ``version`` the active one. Refused when it failed the gate or is already active."""
-    threshold = default_threshold() if threshold is None else float(threshold)
+    threshold = _checked_threshold(threshold)
     with transaction.atomic():
         _lock_registry()
         target = _get_version(version)
@@ -245,6 +265,14 @@ def model_version_rollback(*, user=None, actor_name: str | None = None, reason: 
             target = target.previous_active
         if target is None:
             raise PromotionRefused(f"Version {current.version} has no earlier active version to roll back to.")
+        # The gate holds for rollbacks too: a version may serve only while it passes the gate in
+        # force now, which may have been raised since that version last served.
+        threshold = default_threshold()
+        if not target.r2_test > threshold:
+            raise PromotionRefused(
+                f"Cannot roll back to version {target.version}: its held-out R² {target.r2_test:.4f} does not "
+                f"exceed the current threshold {threshold:g}. Promote a version that passes instead."
+            )
         current.status = ModelVersion.Status.CANDIDATE
         current.save(update_fields=["status"])
         target.status = ModelVersion.Status.ACTIVE
@@ -344,7 +372,11 @@ def prediction_logs_prune(
     """
     if older_than_days < 1:
         raise ValueError(f"older_than_days must be at least 1, got {older_than_days}.")
-    cutoff = timezone.now() - timedelta(days=older_than_days)
+    try:
+        cutoff = timezone.now() - timedelta(days=older_than_days)
+    except OverflowError:
+        # Older than the calendar goes (year 1): nothing is, so nothing is deleted.
+        return PruneResult(predictions=0, batches=0)
     return PruneResult(
         predictions=_prune_single_predictions(cutoff, chunk_size),
         batches=_prune_batches(cutoff, batch_chunk_size),

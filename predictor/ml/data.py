@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "BMI_RANGE",
     "MIN_ROWS",
+    "PROGRESSION_RANGE",
     "DataError",
     "Dataset",
     "fingerprint",
@@ -27,6 +28,13 @@ __all__ = [
 # Plausible adult BMI in kg/m². Values outside are data-entry errors (a height in cm, a weight),
 # not patients. The serving layer reads its own range from settings; this is the loader's default.
 BMI_RANGE = (10.0, 80.0)
+# Plausible progression one year after baseline (the diabetes data spans 25 to 346). A value far
+# outside is a unit or entry error, and one near 1e308 overflows the fit's sums into NaN metrics.
+# The service reads its own range from settings (PREDICTOR_OUTCOME_MIN/MAX); this is the default.
+PROGRESSION_RANGE = (0.0, 1000.0)
+# A cell quoted in an error message is cut to this many characters: an unclosed quote can make
+# one cell of the rest of the file, and the message must not echo a patient file back.
+_QUOTED_CELL_MAX = 40
 # Fewer rows cannot give a meaningful hold-out R²: with a 20 % split that is 2 test rows.
 MIN_ROWS = 10
 DIABETES_TEST_ROWS = 20
@@ -109,7 +117,12 @@ def load_diabetes_bmi() -> Dataset:
     )
 
 
-def parse_csv(source, *, bmi_range: tuple[float, float] = BMI_RANGE) -> tuple[np.ndarray, np.ndarray]:
+def parse_csv(
+    source,
+    *,
+    bmi_range: tuple[float, float] = BMI_RANGE,
+    progression_range: tuple[float, float] = PROGRESSION_RANGE,
+) -> tuple[np.ndarray, np.ndarray]:
     """Read ``bmi,progression`` rows from a path, bytes, text or file object.
 
     Raises :class:`DataError` naming the first bad row (1-based, the header being row 1) and the
@@ -147,14 +160,19 @@ def parse_csv(source, *, bmi_range: tuple[float, float] = BMI_RANGE) -> tuple[np
                 try:
                     value = float(raw)
                 except ValueError:
-                    raise DataError(f"Row {row_number}, column '{column}': {raw!r} is not a number.") from None
+                    raise DataError(f"Row {row_number}, column '{column}': {_quoted(raw)} is not a number.") from None
                 if not math.isfinite(value):
-                    raise DataError(f"Row {row_number}, column '{column}': {raw!r} is not a finite number.")
+                    raise DataError(f"Row {row_number}, column '{column}': {_quoted(raw)} is not a finite number.")
                 values[column] = value
             if not low <= values["bmi"] <= high:
                 raise DataError(
                     f"Row {row_number}, column 'bmi': {values['bmi']:g} kg/m² is outside the "
                     f"plausible range {low:g} to {high:g}."
+                )
+            if not progression_range[0] <= values["progression"] <= progression_range[1]:
+                raise DataError(
+                    f"Row {row_number}, column 'progression': {values['progression']:g} is outside the "
+                    f"plausible range {progression_range[0]:g} to {progression_range[1]:g}."
                 )
             bmis.append(values["bmi"])
             targets.append(values["progression"])
@@ -168,18 +186,23 @@ def parse_csv(source, *, bmi_range: tuple[float, float] = BMI_RANGE) -> tuple[np
     return X, np.array(targets, dtype=np.float64)
 
 
+def _quoted(cell: str) -> str:
+    return repr(cell if len(cell) <= _QUOTED_CELL_MAX else cell[:_QUOTED_CELL_MAX] + "…")
+
+
 def load_csv(
     source,
     *,
     test_fraction: float = 0.2,
     random_state: int | None = 0,
     bmi_range: tuple[float, float] = BMI_RANGE,
+    progression_range: tuple[float, float] = PROGRESSION_RANGE,
     name: str | None = None,
 ) -> Dataset:
     """A user's ``bmi,progression`` CSV, split at random (seeded) into training and test rows."""
     if not 0 < test_fraction < 1:
         raise DataError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction!r}.")
-    X, y = parse_csv(source, bmi_range=bmi_range)
+    X, y = parse_csv(source, bmi_range=bmi_range, progression_range=progression_range)
     n = X.shape[0]
     n_test = max(2, round(n * test_fraction))
     if n - n_test < 2:

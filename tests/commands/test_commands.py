@@ -84,7 +84,15 @@ def test_train_on_a_bad_csv_names_the_row_and_saves_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args", [["--learning-rate", "-1"], ["--epochs", "0"], ["--test-fraction", "2", "--data", "x"]]
+    "args",
+    [
+        ["--learning-rate", "-1"],
+        ["--epochs", "0"],
+        ["--test-fraction", "2", "--data", "x"],
+        ["--test-fraction", "0.3"],  # the diabetes data's split is fixed; it used to be ignored
+        ["--threshold", "nan"],
+        ["--threshold", "1"],
+    ],
 )
 def test_train_bad_options_are_command_errors(args, tmp_path):
     with pytest.raises(CommandError):

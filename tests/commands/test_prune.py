@@ -65,6 +65,14 @@ def test_prune_refuses_a_non_positive_age(db):
         call_command("prune_predictions", "--older-than", "0", stdout=StringIO())
 
 
+def test_prune_beyond_the_calendar_deletes_nothing(active_version):
+    serving.predict_one(25.0)
+    out = StringIO()
+    call_command("prune_predictions", "--older-than", "99999999", stdout=out)  # before year 1
+    assert "Deleted 0 prediction logs and 0 batches" in out.getvalue()
+    assert PredictionLog.objects.count() == 1
+
+
 def test_prune_deletes_old_batches_with_their_outcomes_and_keeps_newer_ones(active_version):
     old = _batch(31, outcomes=2)
     older = _batch(400, size=10_000)

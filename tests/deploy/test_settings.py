@@ -123,6 +123,11 @@ def test_debug_turns_the_https_only_settings_off_for_local_development():
         ("SECURE_SSL_REDIRECT", "ture", "SECURE_SSL_REDIRECT='ture' is not a boolean"),
         ("SECURE_HSTS_SECONDS", "-1", "SECURE_HSTS_SECONDS=-1 must be at least 0."),
         (
+            "PREDICTOR_PROMOTION_THRESHOLD",
+            "5",
+            "PREDICTOR_PROMOTION_THRESHOLD must be from -1 up to (not including) 1.",
+        ),
+        (
             "PREDICTOR_METRICS_ALLOWED_IPS",
             "10.0.0.7, 10.0.0.300",
             "PREDICTOR_METRICS_ALLOWED_IPS contains '10.0.0.300', which is not an IP address or network",

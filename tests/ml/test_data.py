@@ -89,6 +89,8 @@ def test_csv_from_a_text_file_object():
         (_csv([*GOOD_ROWS, "25,inf"]), r"Row 22, column 'progression': 'inf' is not a finite number"),
         (_csv([*GOOD_ROWS[:1], "175,100", *GOOD_ROWS[1:]]), r"Row 3, column 'bmi': 175 kg/m² is outside"),
         (_csv([*GOOD_ROWS, "9.9,100"]), "outside the plausible range 10 to 80"),
+        (_csv([*GOOD_ROWS, "25,1e308"]), r"Row 22, column 'progression': 1e\+308 is outside the plausible range 0 to"),
+        (_csv([*GOOD_ROWS[:1], "25,-3", *GOOD_ROWS[1:]]), r"Row 3, column 'progression': -3 is outside"),
         (_csv(GOOD_ROWS[:9]), "9 data rows; at least 10"),
         (_csv(["25,100"] * 12), "same value"),
         (b"bmi,progression\n\xff\xfe,1\n", "not UTF-8"),
@@ -97,6 +99,22 @@ def test_csv_from_a_text_file_object():
 def test_bad_csv_gets_one_clear_error_naming_row_and_column(content, message):
     with pytest.raises(DataError, match=message):
         load_csv(content)
+
+
+def test_an_error_quotes_at_most_the_start_of_a_cell():
+    # An unclosed quote makes one cell of the rest of the file; the message must not echo it back.
+    content = _csv(["25,100", '"26,' + ",".join(f"{30 + i},{150 + i}" for i in range(200))])
+    with pytest.raises(DataError) as caught:
+        load_csv(content)
+    message = str(caught.value)
+    assert "Row 3, column 'bmi'" in message and "is not a number" in message
+    assert len(message) < 120
+    assert "…" in message
+
+
+def test_progression_range_can_be_widened():
+    _, y = parse_csv(_csv([*GOOD_ROWS, "25,1500"]), progression_range=(0.0, 2000.0))
+    assert y[-1] == 1500.0
 
 
 def test_missing_file_is_a_data_error(tmp_path):

@@ -124,6 +124,37 @@ def test_rollback_skips_retired_versions(train_version):
     assert _statuses()[v2.version] == Status.RETIRED
 
 
+def test_rollback_is_refused_to_a_version_below_the_gate_in_force(train_version, settings):
+    v1 = train_version()  # R² about 0.47
+    v2 = train_version(promote=False, random_state=1)
+    services.model_version_promote(version=v2.version)
+    settings.PREDICTOR_PROMOTION_THRESHOLD = 0.5  # raised since v1 last served
+
+    with pytest.raises(services.PromotionRefused, match=r"does not exceed the current threshold 0\.5"):
+        services.model_version_rollback()
+    assert _statuses() == {v1.version: Status.CANDIDATE, v2.version: Status.ACTIVE}
+    assert not PromotionEvent.objects.filter(action=PromotionEvent.Action.ROLLBACK).exists()
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), 1.0, 5.0, -1.5])
+def test_training_refuses_an_unusable_threshold_and_stores_nothing(train_version, threshold):
+    with pytest.raises(ValueError, match="threshold must be a number from -1"):
+        train_version(threshold=threshold)
+    assert not ModelVersion.objects.exists()
+
+
+def test_training_that_overflows_stores_nothing(db):
+    # A value the CSV loader now refuses, held out for testing: the fit is fine, but the held-out
+    # R² overflows to NaN, which no gate can judge and no page can show.
+    X = np.linspace(20.0, 40.0, 30)
+    y = 3.0 * X + 50.0
+    y[-1] = 1e308
+    huge = Dataset(name="huge", X_train=X[:24], y_train=y[:24], X_test=X[24:], y_test=y[24:])
+    with pytest.raises(ValueError, match="non-finite"):
+        services.model_version_train(dataset=huge)
+    assert not ModelVersion.objects.exists()
+
+
 def test_rollback_with_nothing_active_is_refused(db):
     with pytest.raises(services.PromotionRefused, match="no active version"):
         services.model_version_rollback()

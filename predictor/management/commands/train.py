@@ -49,8 +49,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--test-fraction",
             type=float,
-            default=0.2,
-            help="Share of CSV rows held out for testing, chosen at random with --seed (default 0.2).",
+            default=None,
+            help="With --data: share of CSV rows held out for testing, chosen at random with --seed (default 0.2).",
         )
         parser.add_argument(
             "--no-promote", action="store_true", help="Store the version as a candidate even if it passes the gate."
@@ -94,13 +94,17 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Version {version.version} {result.decision}."))
 
     def load_dataset(self, options):
+        if options["test_fraction"] is not None and not options["data"]:
+            # The diabetes data's split is fixed (its last 20 rows, as in the original benchmark).
+            raise CommandError("--test-fraction applies only with --data; the diabetes data's split is fixed.")
         try:
             if options["data"]:
                 return load_csv(
                     options["data"],
-                    test_fraction=options["test_fraction"],
+                    test_fraction=0.2 if options["test_fraction"] is None else options["test_fraction"],
                     random_state=options["seed"],
                     bmi_range=(settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX),
+                    progression_range=(settings.PREDICTOR_OUTCOME_MIN, settings.PREDICTOR_OUTCOME_MAX),
                     # The file name only: the server's paths are not for the public model pages.
                     name=f"csv:{Path(options['data']).name}",
                 )
