@@ -12,5 +12,6 @@ urlpatterns = [
 ]
 
 # Under /api/ these answer with the API's JSON error body; elsewhere with Django's pages (404.html).
+handler400 = "predictor.api.exceptions.bad_request"
 handler404 = "predictor.api.exceptions.not_found"
 handler500 = "predictor.api.exceptions.server_error"

@@ -132,6 +132,14 @@ def _is_api(request) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+def bad_request(request, exception=None):
+    """handler400 (a Host header not in ALLOWED_HOSTS, say): JSON under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        # The cause stays in the server's log (django.security); the host is not echoed back.
+        return JsonResponse(error_body(400, "bad_request", "Bad request."), status=400)
+    return defaults.bad_request(request, exception)
+
+
 def not_found(request, exception=None):
     """handler404: the JSON error body under /api/, Django's page (404.html) elsewhere."""
     if _is_api(request):

@@ -191,6 +191,17 @@ def test_get_is_a_json_405_with_allow(api, active_version):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_a_host_not_allowed_is_a_json_400_under_the_api_and_a_page_elsewhere(client, active_version):
+    api_response = client.post(URL, {"bmi": 27.4}, content_type="application/json", HTTP_HOST="evil.example")
+    page_response = client.get("/", HTTP_HOST="evil.example")
+
+    assert api_response.status_code == page_response.status_code == 400
+    assert api_response.json() == {"error": {"status": 400, "code": "bad_request", "message": "Bad request."}}
+    assert "evil.example" not in api_response.content.decode()
+    assert page_response["Content-Type"].startswith("text/html")
+    assert not PredictionLog.objects.exists()
+
+
 def test_unknown_api_path_is_a_json_404(api):
     response = api.get("/api/v1/does-not-exist")
 
