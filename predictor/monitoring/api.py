@@ -123,7 +123,7 @@ class OutcomeCreateApi(APIView):
         operation_id="outcome_create",
         summary="Record the observed progression for a logged prediction",
         request=OutcomeInputSerializer,
-        responses={201: OutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 415, 429)},
+        responses={201: OutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 413, 415, 429, 503)},
         examples=[_OBSERVED_EXAMPLE],
     )
     def post(self, request, prediction_id: int):
@@ -147,7 +147,7 @@ class BatchOutcomeCreateApi(APIView):
             ),
         ],
         request=OutcomeInputSerializer,
-        responses={201: BatchOutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 415, 429)},
+        responses={201: BatchOutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 413, 415, 429, 503)},
         examples=[_OBSERVED_EXAMPLE],
     )
     def post(self, request, batch_id: uuid.UUID, position: int):
@@ -164,7 +164,7 @@ class ModelMonitoringApi(APIView):
     @extend_schema(
         operation_id="model_monitoring",
         summary="Live quality and input drift of one model version",
-        responses={200: MonitoringOutputSerializer, **errors(401, 403, 404, 429)},
+        responses={200: MonitoringOutputSerializer, **errors(401, 403, 404, 429, 503)},
     )
     def get(self, request, version: int):
         model_version = selectors.version_get(version=version)

@@ -58,6 +58,8 @@ def test_schema_is_also_served_as_yaml(api):
         ("/api/v1/models/train", "post", {"201", "400", "401", "403"}),
         ("/api/v1/predictions", "get", {"200", "400", "401", "403"}),
         ("/api/v1/batches", "get", {"200", "400", "401", "403"}),
+        ("/api/v1/predictions/{prediction_id}/outcome", "post", {"201", "400", "409", "413", "503"}),
+        ("/api/v1/models/{version}/monitoring", "get", {"200", "404", "503"}),
         ("/api/v1/batches/{batch_id}", "get", {"200", "401", "403", "404"}),
     ],
 )
