@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,9 @@ __all__ = [
     "fingerprint",
     "load_csv",
     "load_diabetes_bmi",
+    "parse_csv",
+    "parse_csv_integer",
+    "parse_csv_number",
 ]
 
 # Plausible adult BMI in kg/m². Values outside are data-entry errors (a height in cm, a weight),
@@ -35,6 +39,26 @@ PROGRESSION_RANGE = (0.0, 1000.0)
 # A cell quoted in an error message is cut to this many characters: an unclosed quote can make
 # one cell of the rest of the file, and the message must not echo a patient file back.
 _QUOTED_CELL_MAX = 40
+# What a number in a CSV cell may look like. Python's float() and int() also take "2_5" (25), which
+# in a clinical file is a typo, not a number; NaN and infinity pass here to be refused by name.
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def parse_csv_number(text: str) -> float:
+    """A CSV cell as a float: plain decimal or scientific notation only; ``ValueError`` otherwise."""
+    if not _NUMBER.fullmatch(text.strip()):
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
+
+
+def parse_csv_integer(text: str) -> int:
+    """A CSV cell as an int: digits with an optional sign only; ``ValueError`` otherwise."""
+    if not _INTEGER.fullmatch(text.strip()):
+        raise ValueError(f"not an integer: {text!r}")
+    return int(text)
+
+
 # Fewer rows cannot give a meaningful hold-out R²: with a 20 % split that is 2 test rows.
 MIN_ROWS = 10
 DIABETES_TEST_ROWS = 20
@@ -137,6 +161,9 @@ def parse_csv(
     except csv.Error as exc:
         raise DataError(f"Row 1: not valid CSV ({exc}).") from None
     names = [h.strip().lstrip("\ufeff").lower() for h in header]
+    repeated = [c for c in CSV_COLUMNS if names.count(c) > 1]
+    if repeated:
+        raise DataError(f"Row 1 (header): column {repeated[0]!r} appears more than once; which one is meant?")
     missing = [c for c in CSV_COLUMNS if c not in names]
     if missing:
         raise DataError(
@@ -158,7 +185,7 @@ def parse_csv(
                     raise DataError(f"Row {row_number}, column '{column}': value is missing.")
                 raw = row[position].strip()
                 try:
-                    value = float(raw)
+                    value = parse_csv_number(raw)
                 except ValueError:
                     raise DataError(f"Row {row_number}, column '{column}': {_quoted(raw)} is not a number.") from None
                 if not math.isfinite(value):

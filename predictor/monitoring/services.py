@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from predictor.ml.data import parse_csv_integer, parse_csv_number
 from predictor.models import BatchOutcome, Outcome, PredictionBatch, PredictionLog
 from predictor.services import user_or_none
 
@@ -241,6 +242,9 @@ def _parse_import(text: str) -> tuple[tuple[str, ...], list[tuple], list[tuple[i
     columns = BATCH_IMPORT_COLUMNS if batches else IMPORT_COLUMNS
     if batches and "prediction_id" in names:
         return columns, [], [(1, f"Row 1 (header): one kind of outcome per file; expected {_EXPECTED_HEADERS}.")]
+    repeated = [c for c in columns if names.count(c) > 1]
+    if repeated:
+        return columns, [], [(1, f"Row 1 (header): column {repeated[0]!r} appears more than once.")]
     missing = [c for c in columns if c not in names]
     if missing:
         expected = "'batch_id,position,observed'" if batches else _EXPECTED_HEADERS
@@ -263,7 +267,7 @@ def _parse_import(text: str) -> tuple[tuple[str, ...], list[tuple], list[tuple[i
             key, problems = parse_key(cells)
             raw_observed = cells["observed"]
             try:
-                observed = float(raw_observed)
+                observed = parse_csv_number(raw_observed)
             except ValueError:
                 problems.append(f"column 'observed': {raw_observed!r} is not a number")
             else:
@@ -290,7 +294,7 @@ def _parse_import(text: str) -> tuple[tuple[str, ...], list[tuple], list[tuple[i
 def _prediction_key(cells: dict[str, str]) -> tuple[int | None, list[str]]:
     raw = cells["prediction_id"]
     try:
-        prediction_id = int(raw)
+        prediction_id = parse_csv_integer(raw)
     except ValueError:
         prediction_id = None
     if prediction_id is None or prediction_id < 1:
@@ -306,7 +310,7 @@ def _batch_key(cells: dict[str, str]) -> tuple[tuple[uuid.UUID, int] | None, lis
     except ValueError:
         problems.append(f"column 'batch_id': {raw_batch!r} is not a batch id (a UUID)")
     try:
-        position = int(raw_position)
+        position = parse_csv_integer(raw_position)
     except ValueError:
         position = None
     if position is None or position < 0:

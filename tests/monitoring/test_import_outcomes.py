@@ -47,6 +47,17 @@ def test_one_bad_row_imports_nothing(tmp_path, rows):
     assert not Outcome.objects.exists()
 
 
+def test_numbers_with_underscores_are_typos_not_numbers(tmp_path, rows):
+    # Python's int() and float() read "1_5" as 15; in a clinical file it is a typo.
+    path = write(tmp_path, f"prediction_id,observed\n{rows[0].pk},1_20\n1_0,120\n")
+    err = StringIO()
+    with pytest.raises(CommandError, match="2 bad row"):
+        call_command("import_outcomes", path, stdout=StringIO(), stderr=err)
+    assert "Row 2: column 'observed': '1_20' is not a number." in err.getvalue()
+    assert "Row 3: column 'prediction_id'" in err.getvalue()
+    assert not Outcome.objects.exists()
+
+
 def test_every_kind_of_bad_row_is_reported(tmp_path, rows):
     Outcome.objects.create(prediction=rows[3], observed=90.0, source="api")
     unknown = max(r.pk for r in rows) + 100
@@ -82,6 +93,7 @@ def test_every_kind_of_bad_row_is_reported(tmp_path, rows):
         ("", "the file is empty"),
         ("id,value\n1,2\n", "missing column 'prediction_id', 'observed'"),
         ("prediction_id,observed\n", "no data rows"),
+        ("prediction_id,observed,observed\n1,2,3\n", "column 'observed' appears more than once"),
     ],
 )
 def test_unusable_files_are_refused(tmp_path, rows, text, message):
