@@ -90,6 +90,8 @@ MIDDLEWARE = [
     "predictor.monitoring.middleware.PrometheusMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "predictor.middleware.ContentSecurityPolicyMiddleware",
+    # Before anything reads a body: Django would read a chunked one as empty.
+    "predictor.middleware.LengthRequiredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -8,7 +8,7 @@ SecurityMiddleware or CommonMiddleware ever look at the Host header.
 from django.conf import settings
 from django.db import Error as DBError
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from predictor.models import ModelVersion
 
@@ -68,3 +68,25 @@ class ContentSecurityPolicyMiddleware:
             if policy:
                 response["Content-Security-Policy"] = policy
         return response
+
+
+class LengthRequiredMiddleware:
+    """Answers 411 to a request whose body comes without a Content-Length (``Transfer-Encoding``).
+
+    Django reads a WSGI request body only up to ``CONTENT_LENGTH``, so a chunked body reached the
+    views as an empty one and a prediction got "bmi: This field is required" for a BMI it had sent.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+            # Imported here: at module level it makes an import cycle when gunicorn preloads the app.
+            from predictor.api.exceptions import API_PREFIX, error_body
+
+            message = "Send the body with a Content-Length header; chunked request bodies are not supported."
+            if request.path.startswith(API_PREFIX):
+                return JsonResponse(error_body(411, "length_required", message), status=411)
+            return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)

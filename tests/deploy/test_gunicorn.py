@@ -8,6 +8,8 @@ task) must end it cleanly.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import signal
@@ -173,6 +175,17 @@ def test_image_command_serves_the_app_and_passes_the_smoke_test(
         # The server wrote to the test database: one single prediction and the batch.
         assert PredictionLog.objects.filter(channel="api", model_version_id=active_version.version).count() == 1
         assert PredictionBatch.objects.get().bmi == list(BATCH_BMI)
+
+        # A chunked body (no Content-Length) would reach Django as an empty one: 411, naming why.
+        raw = http.client.HTTPConnection(*server.url.removeprefix("http://").split(":"), timeout=10)
+        raw.request(
+            "POST", "/api/v1/predict", body=iter([b'{"bmi": ', b"27.4}"]), headers={"Content-Type": "application/json"}
+        )
+        chunked = raw.getresponse()
+        assert chunked.status == 411
+        assert "Content-Length" in json.loads(chunked.read())["error"]["message"]
+        raw.close()
+        assert PredictionLog.objects.count() == 1
 
         # Behind the load balancer (X-Forwarded-Proto: https) the security headers are all there.
         status, headers, _ = server.get("/", {"X-Forwarded-Proto": "https", "Host": "bmi.example.com"})
