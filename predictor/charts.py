@@ -279,14 +279,15 @@ def loss_chart(
         epochs = [1 + i * (n_epochs - 1) / (len(values) - 1) for i in range(len(values))]
     else:
         epochs = [float(n_epochs)] * len(values)
-    x_ticks = nice_ticks(1, max(n_epochs, 2))
+    # Whole epochs only: one or two epochs would otherwise get ticks at 1.2, 1.4, ...
+    x_ticks = [1.0, 2.0] if n_epochs <= 2 else nice_ticks(1, n_epochs)
     x_ticks = [t for t in x_ticks if t >= 0] or [0.0, 1.0]
     y_ticks = nice_ticks(min(values, default=0.0), max(values, default=1.0))
     plot = Plot.for_ticks(x_ticks, y_ticks)
 
     if values:
         desc = (
-            f"Line chart of the training mean squared error over {n_epochs} epochs: "
+            f"Line chart of the training mean squared error over {n_epochs} epoch{'s' if n_epochs != 1 else ''}: "
             f"from {values[0]:,.1f} after the first epoch to {values[-1]:,.1f} after the last."
         )
     else:
@@ -296,5 +297,8 @@ def loss_chart(
     if values:
         points = " ".join(f"{_num(plot.x(e))},{_num(plot.y(v))}" for e, v in zip(epochs, values, strict=True))
         parts.append(f'<polyline class="loss-line" points="{points}"/>')
+        if len(values) == 1:  # a polyline of one point draws nothing
+            x, y = _num(plot.x(epochs[0])), _num(plot.y(values[0]))
+            parts.append(f'<circle class="loss-point" cx="{x}" cy="{y}" r="4"/>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above

@@ -22,6 +22,9 @@ class FiniteFloatField(forms.FloatField):
             # Accept a decimal comma ("27,5"): it is how many clinicians type numbers.
             value = value.strip().replace(",", ".")
         if value not in self.empty_values and isinstance(value, str):
+            if "_" in value:
+                # Python's float() reads "1_0.5" as 10.5; typed into a form it is a typo.
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
             try:
                 number = float(value)
             except ValueError:

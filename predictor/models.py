@@ -101,6 +101,12 @@ class ModelVersion(models.Model):
         return reverse("predictor:model-detail", kwargs={"version": self.version})
 
     @property
+    def training_bmi_range(self) -> tuple[float, float] | None:
+        """The lowest and highest training BMI (kg/m²), from the histogram's outer edges."""
+        edges = (self.training_bmi_histogram or {}).get("edges") or []
+        return (float(edges[0]), float(edges[-1])) if len(edges) >= 2 else None
+
+    @property
     def passed_gate(self) -> bool:
         return self.r2_test > self.threshold
 

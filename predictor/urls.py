@@ -18,4 +18,6 @@ urlpatterns = [
         auth_views.LoginView.as_view(template_name="predictor/login.html", next_page="predictor:predict"),
         name="login",
     ),
+    # POST only (Django's LogoutView): the button in the header sends the CSRF token.
+    path("logout/", auth_views.LogoutView.as_view(next_page="predictor:predict"), name="logout"),
 ]

@@ -81,7 +81,9 @@ def predict(request: HttpRequest) -> HttpResponse:
     """``/``: the BMI form; on a valid POST, the logged prediction and the fit chart."""
     if request.method != "POST":
         try:
-            model = serving.active_model()
+            # Read afresh: a worker's cached model is only refreshed by a prediction's write, so
+            # after a promotion the form would name the old version until this worker's next one.
+            model = serving.active_model(refresh=True)
         except serving.NoActiveModel:
             return _no_model(request)
         except DBError as exc:
@@ -118,9 +120,30 @@ def predict(request: HttpRequest) -> HttpResponse:
         )
     context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=result.model.version)
     context.update(
-        {"result": result, "version": version, "chart": chart, "private_data_note": charts.PRIVATE_DATA_NOTE}
+        {
+            "result": result,
+            "version": version,
+            "chart": chart,
+            "private_data_note": charts.PRIVATE_DATA_NOTE,
+            "cautions": _cautions(result, version),
+        }
     )
     return render(request, "predictor/predict.html", context)
+
+
+def _cautions(result: serving.Prediction, version) -> list[str]:
+    """Why this estimate deserves less trust than usual: a BMI beyond the training data, an impossible score."""
+    cautions = []
+    known = version.training_bmi_range if version is not None else None
+    if known is not None and not known[0] <= result.bmi <= known[1]:
+        cautions.append(
+            f"BMI {result.bmi:g} kg/m² is outside the BMIs this model was trained on "
+            f"({known[0]:.1f} to {known[1]:.1f} kg/m²): the estimate extends a straight line beyond the "
+            "data and may be far off."
+        )
+    if result.prediction < 0:
+        cautions.append("A negative score is not a possible progression value: do not rely on this estimate.")
+    return cautions
 
 
 def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:

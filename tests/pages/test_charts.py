@@ -151,3 +151,10 @@ def test_fit_chart_tick_labels_are_the_axis_ends_and_stay_inside_the_plot(patien
         assert plot.left <= float(label.get("x")) <= plot.right
     for label in y_labels:
         assert plot.top <= float(label.get("y")) - 4 <= plot.bottom
+
+
+def test_loss_chart_of_one_epoch_draws_its_point_on_whole_epoch_ticks():
+    svg = str(charts.loss_chart(losses=[1234.5], n_epochs=1))
+    assert '<circle class="loss-point"' in svg
+    assert "over 1 epoch:" in svg
+    assert ">1.2<" not in svg and ">1.5<" not in svg

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from django.db import OperationalError, connection
+from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
@@ -67,6 +68,7 @@ def test_bmi_inside_the_range_is_accepted(client, active_version, value):
         ("   ", "Enter the patient's BMI in kg/m²."),
         ("abc", "Enter the BMI as a number in kg/m², for example 27.5."),
         ("27.5kg", "Enter the BMI as a number in kg/m², for example 27.5."),
+        ("1_0.5", "Enter the BMI as a number in kg/m², for example 27.5."),
         ("nan", "Enter a finite number; NaN and infinity are not BMI values."),
         ("NaN", "Enter a finite number; NaN and infinity are not BMI values."),
         ("inf", "Enter a finite number; NaN and infinity are not BMI values."),
@@ -110,6 +112,21 @@ def test_post_without_csrf_token_is_forbidden(active_version):
     response = client.post(URL, {"bmi": "27.5"})
     assert response.status_code == 403
     assert PredictionLog.objects.count() == 0
+    # Our page, styled by the site's CSS: Django's fallback has an inline style the CSP blocks.
+    html = response.content.decode()
+    assert "The form could not be sent" in html and "Nothing was recorded" in html
+    assert "style=" not in html and "DEBUG" not in html
+
+
+@pytest.mark.parametrize(
+    ("template", "heading"),
+    [("400.html", "Bad request"), ("403.html", "Not allowed"), ("500.html", "Something went wrong on our side")],
+)
+def test_error_pages_are_the_sites_own(template, heading):
+    # Django renders 500.html with an empty context (no request), so the page must not need one.
+    html = render_to_string(template)
+    assert f"<h1>{heading}</h1>" in html
+    assert "site.css" in html and "style=" not in html
 
 
 def test_post_with_the_form_csrf_token_is_accepted(active_version):
@@ -190,3 +207,32 @@ def test_with_auth_required_a_clinician_signs_in_and_comes_back_to_the_form(
     assert signed_in.status_code == 302 and signed_in["Location"] == URL
     assert client.post(URL, {"bmi": "27.5"}).status_code == 200
     assert PredictionLog.objects.get().channel == PredictionLog.Channel.WEB
+
+    # Signed in, the header says who, and signing out ends the session.
+    page = client.get(URL).content.decode()
+    assert "Sign out (clinician)" in page
+    assert client.post("/logout/").status_code == 302
+    assert client.post(URL, {"bmi": "27.5"}).status_code == 302  # back to the sign-in page
+    assert "Sign out" not in client.get("/login/").content.decode()
+
+
+def test_a_bmi_beyond_the_training_data_is_shown_as_an_extrapolation(client, active_version):
+    low, high = active_version.training_bmi_range  # about 18 to 42 kg/m² in the diabetes data
+    inside = client.post(URL, {"bmi": f"{(low + high) / 2:.1f}"}).content.decode()
+    outside = client.post(URL, {"bmi": "10"}).content.decode()
+
+    assert 'data-testid="cautions"' not in inside
+    assert 'data-testid="cautions"' in outside
+    assert f"outside the BMIs this model was trained on ({low:.1f} to {high:.1f} kg/m²)" in outside
+    if active_version.slope * 10 + active_version.intercept < 0:
+        assert "A negative score is not a possible progression value" in outside
+    assert PredictionLog.objects.count() == 2  # both logged: a caution is not a refusal
+
+
+def test_the_form_names_the_version_active_now_not_the_one_this_worker_cached(client, train_version):
+    first = train_version(promote=True)
+    assert f"model version {first.version}" in client.get(URL).content.decode()
+    second = train_version(promote=True, random_state=1)  # promoted behind the cache's back
+
+    page = client.get(URL).content.decode()
+    assert f"model version {second.version}" in page
