@@ -12,11 +12,15 @@ WIDTH, HEIGHT = 480, 200
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 30
 
 
-def _svg(chart_id: str, title: str, body: list[str]) -> SafeString:
+def _svg(chart_id: str, title: str, body: list[str], desc: str = "") -> SafeString:
+    """The chart's markup; ``desc`` tells a screen reader what a sighted reader takes from it."""
+    chart_id = escape(chart_id)
+    labelled_by = f"{chart_id}-title {chart_id}-desc" if desc else f"{chart_id}-title"
     head = (
-        f'<svg id="{escape(chart_id)}" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
-        f'role="img" aria-labelledby="{escape(chart_id)}-title" xmlns="http://www.w3.org/2000/svg">'
-        f'<title id="{escape(chart_id)}-title">{escape(title)}</title>'
+        f'<svg id="{chart_id}" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'role="img" aria-labelledby="{labelled_by}" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="{chart_id}-title">{escape(title)}</title>'
+        + (f'<desc id="{chart_id}-desc">{escape(desc)}</desc>' if desc else "")
     )
     return mark_safe(head + "".join(body) + "</svg>")  # noqa: S308 - numbers formatted here, text escaped
 
@@ -76,7 +80,13 @@ def daily_bars(days, *, chart_id: str = "traffic") -> SafeString:
             f"<title>{point.day.isoformat()}: {point.predictions:,} predictions</title></rect>"
         )
     parts += _x_labels([days[0].day.isoformat(), days[-1].day.isoformat()])
-    return _svg(chart_id, title, parts)
+    busiest = max(days, key=lambda point: point.predictions)
+    desc = (
+        f"Bar chart of predictions per day from {days[0].day.isoformat()} to {days[-1].day.isoformat()}: "
+        f"{sum(point.predictions for point in days):,} in all, at most {busiest.predictions:,} "
+        f"on {busiest.day.isoformat()}."
+    )
+    return _svg(chart_id, title, parts, desc)
 
 
 def r2_lines(days, *, threshold: float, chart_id: str = "r2") -> SafeString:
@@ -103,7 +113,13 @@ def r2_lines(days, *, threshold: float, chart_id: str = "r2") -> SafeString:
             f"<title>{days[i].day.isoformat()}: R² {v:.3f}</title></circle>"
         )
     parts += _x_labels([days[0].day.isoformat(), days[-1].day.isoformat()])
-    return _svg(chart_id, title, parts)
+    (first_i, first), (last_i, last) = points[0], points[-1]
+    desc = (
+        f"Line chart of the cumulative live R²: {first:.3f} on {days[first_i].day.isoformat()}, "
+        f"{last:.3f} on {days[last_i].day.isoformat()}, against the promotion threshold {threshold:g} "
+        f"({'above' if last > threshold else 'not above'} it at the end)."
+    )
+    return _svg(chart_id, title, parts, desc)
 
 
 def bmi_histogram(quality, *, chart_id: str = "bmi") -> SafeString:
@@ -135,4 +151,11 @@ def bmi_histogram(quality, *, chart_id: str = "bmi") -> SafeString:
         )
     if edges:
         parts += _x_labels([f"{edges[0]:.1f} kg/m²", f"{edges[-1]:.1f} kg/m²"])
-    return _svg(chart_id, title, parts)
+    widest = max(range(len(training)), key=lambda i: abs(served[i] - training[i]))
+    desc = (
+        f"Bar chart of the share of served BMIs in each of {len(training)} training decile bins, over "
+        f"outlines of the training shares; the largest gap is in bin {widest + 1} "
+        f"(served {served[widest]:.1%}, training {training[widest]:.1%})"
+        + (f"; PSI {quality.psi:.3f}." if quality.psi is not None else ".")
+    )
+    return _svg(chart_id, title, parts, desc)

@@ -58,6 +58,12 @@ def test_page_shows_figures_and_three_inline_charts_per_version(client, staff_us
     assert traffic_svg.count("<rect") == 2
     bmi_svg = re.search(rf'<svg id="bmi-v{traffic.version}".*?</svg>', html, re.S).group(0)
     assert bmi_svg.count("<title>BMI ") == len(traffic.training_bmi_histogram["fractions"])
+    # Each chart tells a screen reader what it shows, as the other pages' charts do.
+    for chart in ("traffic", "r2", "bmi"):
+        svg = re.search(rf'<svg id="{chart}-v{traffic.version}".*?</svg>', html, re.S).group(0)
+        assert f'aria-labelledby="{chart}-v{traffic.version}-title {chart}-v{traffic.version}-desc"' in svg
+    assert "80 in all" in traffic_svg
+    assert f"PSI {quality.psi:.3f}" in bmi_svg
 
 
 def test_page_loads_nothing_from_another_host(client, staff_user, traffic):
