@@ -60,3 +60,8 @@ def _log_window(queryset: QuerySet, *, version: int | None, since, until) -> Que
 def batch_get(*, batch_id: uuid.UUID) -> PredictionBatch | None:
     """One batch with its BMIs and predictions, or None."""
     return PredictionBatch.objects.filter(pk=batch_id).first()
+
+
+def prediction_get(*, prediction_id: int) -> PredictionLog | None:
+    """One logged single prediction with its model version (for the page that shows it)."""
+    return PredictionLog.objects.select_related("model_version").filter(pk=prediction_id).first()

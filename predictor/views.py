@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import Error as DBError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -75,11 +75,23 @@ def _database_down(request: HttpRequest, exc: DBError) -> HttpResponse:
     )
 
 
+# The session key under which a successful POST leaves its prediction's id for the page it redirects to.
+_SHOWN_RESULT = "predictor_shown_result"
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 @prediction_access
 def predict(request: HttpRequest) -> HttpResponse:
-    """``/``: the BMI form; on a valid POST, the logged prediction and the fit chart."""
+    """``/``: the BMI form; a valid POST logs the prediction and redirects to the page showing it.
+
+    POST, then redirect, then GET: reloading the result page cannot send the form again, which
+    logged the same patient twice and inflated the monitoring counts. The result is shown once,
+    to the session that asked for it.
+    """
     if request.method != "POST":
+        shown = request.session.pop(_SHOWN_RESULT, None)
+        if shown is not None:
+            return _result_page(request, shown)
         try:
             # Read afresh: a worker's cached model is only refreshed by a prediction's write, so
             # after a promotion the form would name the old version until this worker's next one.
@@ -101,24 +113,38 @@ def predict(request: HttpRequest) -> HttpResponse:
         return _no_model(request)
     except DBError as exc:
         return _database_down(request, exc)
+    request.session[_SHOWN_RESULT] = result.log_id
+    # 303: the browser follows with a GET. The fragment brings a phone, where the result sits
+    # below the form, straight to it.
+    response = HttpResponseRedirect(reverse("predictor:predict") + "#result")
+    response.status_code = 303
+    return response
 
+
+def _result_page(request: HttpRequest, log_id: int) -> HttpResponse:
+    """The form with the logged prediction ``log_id``, its model version and the fit chart."""
     try:
-        version = selectors.version_get(version=result.model.version)
-    except DBError:
-        # The prediction is logged; only the chart's training sample is missing.
-        logger.warning("prediction %s shown without its chart: database unavailable", result.log_id)
-        version = None
-    chart = None
-    if version is not None:
-        chart = charts.fit_chart(
-            sample=version.training_sample,
-            slope=result.model.slope,
-            intercept=result.model.intercept,
-            patient=(result.bmi, result.prediction),
-            chart_id="prediction-chart",
-            title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {result.model.version}",
-        )
-    context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=result.model.version)
+        log = selectors.prediction_get(prediction_id=log_id)
+    except DBError as exc:
+        return _database_down(request, exc)
+    if log is None:  # pruned in between: show the empty form
+        return HttpResponseRedirect(reverse("predictor:predict"))
+    version = log.model_version
+    result = serving.Prediction(
+        model=serving.ServingModel(version=version.version, slope=version.slope, intercept=version.intercept),
+        bmi=log.bmi,
+        prediction=log.prediction,
+        log_id=log.pk,
+    )
+    chart = charts.fit_chart(
+        sample=version.training_sample,
+        slope=version.slope,
+        intercept=version.intercept,
+        patient=(result.bmi, result.prediction),
+        chart_id="prediction-chart",
+        title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {version.version}",
+    )
+    context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=version.version)
     context.update(
         {
             "result": result,

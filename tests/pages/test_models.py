@@ -123,7 +123,7 @@ def test_a_version_trained_on_private_data_shows_no_training_points(client, trai
     assert 'class="fit-line"' in detail
     assert '<g class="points" aria-hidden="true"></g>' in detail  # no patient's point drawn
 
-    prediction = client.post(reverse("predictor:predict"), {"bmi": "27.5"}).content.decode()
+    prediction = client.post(reverse("predictor:predict"), {"bmi": "27.5"}, follow=True).content.decode()
     assert PRIVATE_DATA_NOTE in prediction
     assert 'class="patient-point"' in prediction and 'class="fit-line"' in prediction
     assert '<g class="points" aria-hidden="true"></g>' in prediction

@@ -36,7 +36,9 @@ def test_form_has_a_labelled_bmi_input_and_csrf_token(client, active_version):
 
 
 def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_version):
-    response = client.post(URL, {"bmi": "27.5"})
+    posted = client.post(URL, {"bmi": "27.5"})
+    assert posted.status_code == 303 and posted["Location"] == f"{URL}#result"
+    response = client.get(posted["Location"])
     html = response.content.decode()
     assert response.status_code == 200
     expected = active_version.slope * 27.5 + active_version.intercept
@@ -57,7 +59,7 @@ def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_
 
 @pytest.mark.parametrize("value", ["10", "80", " 31.2 ", "27,5"])
 def test_bmi_inside_the_range_is_accepted(client, active_version, value):
-    assert client.post(URL, {"bmi": value}).status_code == 200
+    assert client.post(URL, {"bmi": value}, follow=True).status_code == 200
     assert PredictionLog.objects.count() == 1
 
 
@@ -133,7 +135,7 @@ def test_post_with_the_form_csrf_token_is_accepted(active_version):
     client = Client(enforce_csrf_checks=True)
     html = client.get(URL).content.decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1)
-    response = client.post(URL, {"bmi": "27.5", "csrfmiddlewaretoken": token})
+    response = client.post(URL, {"bmi": "27.5", "csrfmiddlewaretoken": token}, follow=True)
     assert response.status_code == 200
     assert PredictionLog.objects.count() == 1
 
@@ -205,7 +207,7 @@ def test_with_auth_required_a_clinician_signs_in_and_comes_back_to_the_form(
     # The admin's own login refuses non-staff accounts; this one takes any active user.
     signed_in = client.post("/login/", {"username": "clinician", "password": "clinician-pass-123", "next": URL})
     assert signed_in.status_code == 302 and signed_in["Location"] == URL
-    assert client.post(URL, {"bmi": "27.5"}).status_code == 200
+    assert client.post(URL, {"bmi": "27.5"}, follow=True).status_code == 200
     assert PredictionLog.objects.get().channel == PredictionLog.Channel.WEB
 
     # Signed in, the header says who, and signing out ends the session.
@@ -218,8 +220,8 @@ def test_with_auth_required_a_clinician_signs_in_and_comes_back_to_the_form(
 
 def test_a_bmi_beyond_the_training_data_is_shown_as_an_extrapolation(client, active_version):
     low, high = active_version.training_bmi_range  # about 18 to 42 kg/m² in the diabetes data
-    inside = client.post(URL, {"bmi": f"{(low + high) / 2:.1f}"}).content.decode()
-    outside = client.post(URL, {"bmi": "10"}).content.decode()
+    inside = client.post(URL, {"bmi": f"{(low + high) / 2:.1f}"}, follow=True).content.decode()
+    outside = client.post(URL, {"bmi": "10"}, follow=True).content.decode()
 
     assert 'data-testid="cautions"' not in inside
     assert 'data-testid="cautions"' in outside
@@ -236,3 +238,20 @@ def test_the_form_names_the_version_active_now_not_the_one_this_worker_cached(cl
 
     page = client.get(URL).content.decode()
     assert f"model version {second.version}" in page
+
+
+def test_reloading_the_result_does_not_log_the_patient_again(client, active_version):
+    posted = client.post(URL, {"bmi": "27.5"})
+    first = client.get(posted["Location"]).content.decode()
+    reloaded = client.get(posted["Location"]).content.decode()
+
+    log = PredictionLog.objects.get()  # one row: the reload is a GET, not the form sent again
+    assert f">#{log.pk}<" in first
+    assert 'data-testid="prediction"' not in reloaded  # shown once, then the empty form
+    assert "Sign out" not in first  # an anonymous visitor has a session, not an account
+
+
+def test_a_result_is_shown_only_to_the_session_that_asked_for_it(client, active_version):
+    posted = client.post(URL, {"bmi": "27.5"})
+    other = Client().get(posted["Location"]).content.decode()
+    assert 'data-testid="prediction"' not in other

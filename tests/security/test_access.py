@@ -28,7 +28,8 @@ PREDICTION_ACCESS = {
     "api:model-active",
     "api:model-detail",
 }
-PUBLIC = {"api:schema", "api:docs", "predictor:login"}
+# Signing out needs no account either (a POST with the CSRF token; it only ends a session).
+PUBLIC = {"api:schema", "api:docs", "predictor:login", "predictor:logout"}
 # Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
 AUTHENTICATED = {"monitoring:outcome-create", "monitoring:batch-outcome-create"}
 STAFF = {
@@ -115,7 +116,9 @@ def test_staff_urls_refuse_anonymous_non_staff_and_view_only_staff_for_every_met
 def _prediction_request(client, name: str, url: str):
     """The request each prediction-access URL is for: a POSTed BMI for predictions, a GET for reads."""
     if name == "predictor:predict":
-        return client.post(url, {"bmi": "27.5"})
+        response = client.post(url, {"bmi": "27.5"})
+        # A logged prediction is shown after a redirect (POST, redirect, GET) to the same page.
+        return client.get(response["Location"]) if response.status_code == 303 else response
     if name == "api:predict":
         return client.post(url, {"bmi": 27.5}, content_type="application/json")
     if name == "api:predict-batch":
