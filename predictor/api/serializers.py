@@ -34,6 +34,10 @@ def _json_type(value) -> str:
         return "an array"
     if isinstance(value, dict):
         return "an object"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal number"
     return type(value).__name__
 
 

@@ -44,7 +44,7 @@ def test_batch_of_the_maximum_size_is_accepted(api, active_version, settings):
     [
         ("{}", "bmi: This field is required."),
         ('{"bmi": []}', "bmi: Must contain at least one value."),
-        ('{"bmi": 27.4}', "bmi: Must be a JSON array of numbers, not float."),
+        ('{"bmi": 27.4}', "bmi: Must be a JSON array of numbers, not a decimal number."),
         ('{"bmi": "27.4, 30"}', "bmi: Must be a JSON array of numbers, not a string."),
         ('{"bmi": {"0": 27.4}}', "bmi: Must be a JSON array of numbers, not an object."),
         ('{"bmi": null}', "bmi: This field may not be null."),

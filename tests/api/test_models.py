@@ -277,6 +277,7 @@ def test_train_with_an_empty_body_trains_what_the_command_trains(staff_token_cli
             "threshold: Must be at least the configured gate 0.4; the API can raise the threshold, not lower it.",
         ),
         ({"promote": "yes"}, "promote: Must be true or false, not a string."),
+        ({"promote": 1}, "promote: Must be true or false, not an integer."),
         ({"decay": None}, "decay: This field may not be null."),
     ],
 )
@@ -357,7 +358,7 @@ def test_promote_refuses_a_non_string_reason(staff_token_client, train_version):
     response = staff_token_client.post(f"/api/v1/models/{candidate.version}/promote", {"reason": 5}, format="json")
 
     assert response.status_code == 400
-    assert response.json()["error"]["message"] == "reason: Must be a JSON string, not int."
+    assert response.json()["error"]["message"] == "reason: Must be a JSON string, not an integer."
 
 
 def test_rollback_with_nothing_to_roll_back_to_is_a_409(staff_token_client, active_version):
