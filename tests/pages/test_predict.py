@@ -255,3 +255,11 @@ def test_a_result_is_shown_only_to_the_session_that_asked_for_it(client, active_
     posted = client.post(URL, {"bmi": "27.5"})
     other = Client().get(posted["Location"]).content.decode()
     assert 'data-testid="prediction"' not in other
+
+
+def test_the_admin_link_is_not_offered_to_a_signed_in_clinician(client, plain_user, staff_user, active_version):
+    assert ">Admin</a>" in client.get(URL).content.decode()  # anonymous: staff sign in there
+    client.force_login(plain_user)
+    assert ">Admin</a>" not in client.get(URL).content.decode()
+    client.force_login(staff_user)
+    assert ">Admin</a>" in client.get(URL).content.decode()
