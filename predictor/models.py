@@ -106,6 +106,20 @@ class ModelVersion(models.Model):
         edges = (self.training_bmi_histogram or {}).get("edges") or []
         return (float(edges[0]), float(edges[-1])) if len(edges) >= 2 else None
 
+    def prediction_cautions(self, *, bmi: float, prediction: float) -> list[str]:
+        """Why a prediction of this version deserves less trust than usual, in words for a clinician."""
+        cautions = []
+        known = self.training_bmi_range
+        if known is not None and not known[0] <= bmi <= known[1]:
+            cautions.append(
+                f"BMI {bmi:g} kg/m² is outside the BMIs this model was trained on "
+                f"({known[0]:.1f} to {known[1]:.1f} kg/m²): the estimate extends a straight line beyond the "
+                "data and may be far off."
+            )
+        if prediction < 0:
+            cautions.append("A negative score is not a possible progression value: do not rely on this estimate.")
+        return cautions
+
     @property
     def passed_gate(self) -> bool:
         return self.r2_test > self.threshold

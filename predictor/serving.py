@@ -61,6 +61,13 @@ class Prediction:
     prediction: float
     log_id: int
 
+    @classmethod
+    def from_log(cls, log: PredictionLog) -> Prediction:
+        """The prediction a log row records (its ``model_version`` loaded with it)."""
+        version = log.model_version
+        model = ServingModel(version=version.version, slope=version.slope, intercept=version.intercept)
+        return cls(model=model, bmi=log.bmi, prediction=log.prediction, log_id=log.pk)
+
 
 @dataclass(frozen=True)
 class BatchPrediction:

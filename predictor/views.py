@@ -43,7 +43,7 @@ def _unavailable(request: HttpRequest, *, heading: str, message: str) -> HttpRes
     response = render(
         request,
         "predictor/unavailable.html",
-        {"heading": heading, "message": message, "nav": "predict"},
+        {"heading": heading, "message": message, "nav": "predict", "plain_nav": True},
         status=503,
     )
     # Both causes are usually short-lived (a first training run, a database failover).
@@ -75,23 +75,26 @@ def _database_down(request: HttpRequest, exc: DBError) -> HttpResponse:
     )
 
 
-# The session key under which a successful POST leaves its prediction's id for the page it redirects to.
-_SHOWN_RESULT = "predictor_shown_result"
+# The session keeps the ids of the predictions it made lately: the result page shows only those.
+_SESSION_RESULTS = "predictor_results"
+_SESSION_RESULTS_KEPT = 20
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @prediction_access
 def predict(request: HttpRequest) -> HttpResponse:
-    """``/``: the BMI form; a valid POST logs the prediction and redirects to the page showing it.
+    """``/``: the BMI form; a valid POST logs the prediction and redirects to ``/?result=<id>``.
 
     POST, then redirect, then GET: reloading the result page cannot send the form again, which
-    logged the same patient twice and inflated the monitoring counts. The result is shown once,
-    to the session that asked for it.
+    logged the same patient twice and inflated the monitoring counts. A result is shown only to
+    the session that made it, as often as it is reloaded, and in whichever tab asked for it.
     """
     if request.method != "POST":
-        shown = request.session.pop(_SHOWN_RESULT, None)
-        if shown is not None:
-            return _result_page(request, shown)
+        if "result" in request.GET:
+            # Only then is the session read: on the plain form a database outage stays a 503.
+            shown = _result_page(request, request.GET["result"])
+            if shown is not None:
+                return shown
         try:
             # Read afresh: a worker's cached model is only refreshed by a prediction's write, so
             # after a promotion the form would name the old version until this worker's next one.
@@ -113,29 +116,39 @@ def predict(request: HttpRequest) -> HttpResponse:
         return _no_model(request)
     except DBError as exc:
         return _database_down(request, exc)
-    request.session[_SHOWN_RESULT] = result.log_id
+    kept = request.session.get(_SESSION_RESULTS, [])
+    request.session[_SESSION_RESULTS] = [*kept, result.log_id][-_SESSION_RESULTS_KEPT:]
     # 303: the browser follows with a GET. The fragment brings a phone, where the result sits
     # below the form, straight to it.
-    response = HttpResponseRedirect(reverse("predictor:predict") + "#result")
+    response = HttpResponseRedirect(f"{reverse('predictor:predict')}?result={result.log_id}#result")
     response.status_code = 303
     return response
 
 
-def _result_page(request: HttpRequest, log_id: int) -> HttpResponse:
-    """The form with the logged prediction ``log_id``, its model version and the fit chart."""
+def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
+    """The form with this session's logged prediction ``raw_id`` and the fit chart; None for the plain
+    form (an id this session did not make, or not an id)."""
+    if not raw_id.isascii() or not raw_id.isdigit():
+        return None
+    log_id = int(raw_id)
     try:
+        if log_id not in request.session.get(_SESSION_RESULTS, []):
+            return None
         log = selectors.prediction_get(prediction_id=log_id)
     except DBError as exc:
-        return _database_down(request, exc)
+        logger.warning("web prediction %s recorded but not shown: database unavailable", log_id, exc_info=exc)
+        return _unavailable(
+            request,
+            heading="Prediction recorded, not shown",
+            message=(
+                f"Prediction #{log_id} was recorded, but the database is not reachable to show it. "
+                "Reload this page in a minute; do not enter the patient again."
+            ),
+        )
     if log is None:  # pruned in between: show the empty form
         return HttpResponseRedirect(reverse("predictor:predict"))
+    result = serving.Prediction.from_log(log)
     version = log.model_version
-    result = serving.Prediction(
-        model=serving.ServingModel(version=version.version, slope=version.slope, intercept=version.intercept),
-        bmi=log.bmi,
-        prediction=log.prediction,
-        log_id=log.pk,
-    )
     chart = charts.fit_chart(
         sample=version.training_sample,
         slope=version.slope,
@@ -151,25 +164,10 @@ def _result_page(request: HttpRequest, log_id: int) -> HttpResponse:
             "version": version,
             "chart": chart,
             "private_data_note": charts.PRIVATE_DATA_NOTE,
-            "cautions": _cautions(result, version),
+            "cautions": version.prediction_cautions(bmi=result.bmi, prediction=result.prediction),
         }
     )
     return render(request, "predictor/predict.html", context)
-
-
-def _cautions(result: serving.Prediction, version) -> list[str]:
-    """Why this estimate deserves less trust than usual: a BMI beyond the training data, an impossible score."""
-    cautions = []
-    known = version.training_bmi_range if version is not None else None
-    if known is not None and not known[0] <= result.bmi <= known[1]:
-        cautions.append(
-            f"BMI {result.bmi:g} kg/m² is outside the BMIs this model was trained on "
-            f"({known[0]:.1f} to {known[1]:.1f} kg/m²): the estimate extends a straight line beyond the "
-            "data and may be far off."
-        )
-    if result.prediction < 0:
-        cautions.append("A negative score is not a possible progression value: do not rely on this estimate.")
-    return cautions
 
 
 def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:

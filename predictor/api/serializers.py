@@ -382,6 +382,9 @@ class TrainInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     promote = StrictBooleanField(required=False, default=True, help_text="Promote when it passes the gate.")
 
     def validate_threshold(self, value):
+        if value is not None and value >= 1.0:
+            # R² is at most 1: a gate of 1 lets nothing serve (the service refuses it too).
+            raise serializers.ValidationError("Must be below 1; no version can exceed an R² gate of 1.")
         # Over HTTP the gate can only be tightened: lowering it would let any staff account put a
         # weak model into service. An operator with a shell can still use `train --threshold`.
         if value is not None and value < settings.PREDICTOR_PROMOTION_THRESHOLD:

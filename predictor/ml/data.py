@@ -41,8 +41,11 @@ PROGRESSION_RANGE = (0.0, 1000.0)
 _QUOTED_CELL_MAX = 40
 # What a number in a CSV cell may look like. Python's float() and int() also take "2_5" (25), which
 # in a clinical file is a typo, not a number; NaN and infinity pass here to be refused by name.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_INTEGER = re.compile(r"[+-]?\d+")
+# ASCII digits only: float() also reads "٢٥" and "２５".
+_NUMBER = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE
+)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def parse_csv_number(text: str) -> float:

@@ -1,6 +1,9 @@
 """Model registry endpoints: reads, train, promote, rollback, and who may call them."""
 
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import override_settings
 
@@ -272,6 +275,7 @@ def test_train_with_an_empty_body_trains_what_the_command_trains(staff_token_cli
         ({"epochs": 10**6}, "epochs: Ensure this value is less than or equal to 10000."),
         ({"seed": -1}, "seed: Ensure this value is greater than or equal to 0."),
         ({"threshold": 2}, "threshold: Must be at most 1."),
+        ({"threshold": 1}, "threshold: Must be below 1; no version can exceed an R² gate of 1."),
         (
             {"threshold": 0.1},
             "threshold: Must be at least the configured gate 0.4; the API can raise the threshold, not lower it.",
@@ -314,6 +318,21 @@ def test_promote_and_rollback_refuse_unknown_fields(staff_token_client, train_ve
     assert rolled_back.json()["error"]["message"] == "why: Unknown field; this endpoint takes: reason."
     assert ModelVersion.objects.get(status="active").version == first.version
     assert not PromotionEvent.objects.exclude(action="promote").exists()
+
+
+def test_rollback_below_the_gate_in_force_is_a_409_over_the_api_and_fails_the_command(
+    staff_token_client, train_version, settings
+):
+    first = train_version(promote=True)
+    train_version(promote=True, random_state=1)
+    settings.PREDICTOR_PROMOTION_THRESHOLD = 0.5  # raised since the first version served
+
+    response = staff_token_client.post("/api/v1/models/rollback", {}, format="json")
+    assert response.status_code == 409
+    assert "does not exceed the current threshold 0.5" in response.json()["error"]["message"]
+    with pytest.raises(CommandError, match=r"current threshold 0\.5"):
+        call_command("rollback", stdout=StringIO())
+    assert ModelVersion.objects.get(version=first.version).status == "candidate"
 
 
 def test_promote_then_rollback_records_the_actor(staff_token_client, staff_user, train_version):

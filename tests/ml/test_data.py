@@ -90,6 +90,7 @@ def test_csv_from_a_text_file_object():
         (_csv([*GOOD_ROWS[:1], "175,100", *GOOD_ROWS[1:]]), r"Row 3, column 'bmi': 175 kg/m² is outside"),
         (_csv([*GOOD_ROWS, "9.9,100"]), "outside the plausible range 10 to 80"),
         (_csv([*GOOD_ROWS[:2], "2_5,100", *GOOD_ROWS[2:]]), r"Row 4, column 'bmi': '2_5' is not a number"),
+        (_csv([*GOOD_ROWS[:2], "\uff12\uff15,100", *GOOD_ROWS[2:]]), "Row 4, column 'bmi': '\uff12\uff15' is not"),
         (_csv(GOOD_ROWS, header="bmi,progression,bmi"), r"Row 1 \(header\): column 'bmi' appears more than once"),
         (_csv([*GOOD_ROWS, "25,1e308"]), r"Row 22, column 'progression': 1e\+308 is outside the plausible range 0 to"),
         (_csv([*GOOD_ROWS[:1], "25,-3", *GOOD_ROWS[1:]]), r"Row 3, column 'progression': -3 is outside"),

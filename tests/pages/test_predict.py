@@ -37,7 +37,8 @@ def test_form_has_a_labelled_bmi_input_and_csrf_token(client, active_version):
 
 def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_version):
     posted = client.post(URL, {"bmi": "27.5"})
-    assert posted.status_code == 303 and posted["Location"] == f"{URL}#result"
+    assert posted.status_code == 303
+    assert posted["Location"] == f"{URL}?result={PredictionLog.objects.get().pk}#result"
     response = client.get(posted["Location"])
     html = response.content.decode()
     assert response.status_code == 200
@@ -226,8 +227,8 @@ def test_a_bmi_beyond_the_training_data_is_shown_as_an_extrapolation(client, act
     assert 'data-testid="cautions"' not in inside
     assert 'data-testid="cautions"' in outside
     assert f"outside the BMIs this model was trained on ({low:.1f} to {high:.1f} kg/m²)" in outside
-    if active_version.slope * 10 + active_version.intercept < 0:
-        assert "A negative score is not a possible progression value" in outside
+    assert active_version.slope * 10 + active_version.intercept < 0  # the diabetes fit at BMI 10
+    assert "A negative score is not a possible progression value" in outside
     assert PredictionLog.objects.count() == 2  # both logged: a caution is not a refusal
 
 
@@ -240,21 +241,49 @@ def test_the_form_names_the_version_active_now_not_the_one_this_worker_cached(cl
     assert f"model version {second.version}" in page
 
 
-def test_reloading_the_result_does_not_log_the_patient_again(client, active_version):
+def test_reloading_the_result_shows_it_again_without_logging_the_patient_again(client, active_version):
     posted = client.post(URL, {"bmi": "27.5"})
+    assert client.head(posted["Location"]).status_code == 200
     first = client.get(posted["Location"]).content.decode()
     reloaded = client.get(posted["Location"]).content.decode()
 
-    log = PredictionLog.objects.get()  # one row: the reload is a GET, not the form sent again
-    assert f">#{log.pk}<" in first
-    assert 'data-testid="prediction"' not in reloaded  # shown once, then the empty form
+    log = PredictionLog.objects.get()  # one row: a reload is a GET, not the form sent again
+    assert f">#{log.pk}<" in first and f">#{log.pk}<" in reloaded
     assert "Sign out" not in first  # an anonymous visitor has a session, not an account
+    assert 'data-testid="prediction"' not in client.get(URL).content.decode()  # the plain form
 
 
-def test_a_result_is_shown_only_to_the_session_that_asked_for_it(client, active_version):
+def test_two_tabs_each_show_their_own_result(client, active_version):
+    first = client.post(URL, {"bmi": "25"})["Location"]
+    second = client.post(URL, {"bmi": "35"})["Location"]
+    assert 'data-testid="bmi">25 kg/m²' in client.get(first).content.decode()
+    assert 'data-testid="bmi">35 kg/m²' in client.get(second).content.decode()
+
+
+def test_a_result_is_shown_only_to_the_session_that_made_it(client, active_version):
+    mine = client.post(URL, {"bmi": "27.5"})["Location"]
+    other = Client()
+    theirs = other.post(URL, {"bmi": "31"})["Location"]
+    assert 'data-testid="bmi">31 kg/m²' in other.get(theirs).content.decode()  # the other session works
+
+    html = other.get(mine).content.decode()
+    assert 'data-testid="prediction"' not in html  # another session's result: the plain form
+    assert 'data-testid="prediction"' not in other.get(f"{URL}?result=abc").content.decode()
+
+
+def test_a_database_failure_on_the_result_page_says_the_prediction_was_recorded(client, active_version):
     posted = client.post(URL, {"bmi": "27.5"})
-    other = Client().get(posted["Location"]).content.decode()
-    assert 'data-testid="prediction"' not in other
+
+    def refuse_everything(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    with connection.execute_wrapper(refuse_everything):
+        response = client.get(posted["Location"])
+    html = response.content.decode()
+    assert response.status_code == 503
+    assert f"Prediction #{PredictionLog.objects.get().pk} was recorded" in html
+    assert "do not enter the patient again" in html
+    assert f">#{PredictionLog.objects.get().pk}<" in client.get(posted["Location"]).content.decode()  # later
 
 
 def test_the_admin_link_is_not_offered_to_a_signed_in_clinician(client, plain_user, staff_user, active_version):
@@ -263,3 +292,17 @@ def test_the_admin_link_is_not_offered_to_a_signed_in_clinician(client, plain_us
     assert ">Admin</a>" not in client.get(URL).content.decode()
     client.force_login(staff_user)
     assert ">Admin</a>" in client.get(URL).content.decode()
+
+
+def test_database_down_gives_the_503_page_to_a_visitor_with_a_session_too(client, plain_user, active_version):
+    # The header's user comes from the session, which lives in the database: the 503 page must
+    # not need it, or a signed-in clinician (or any visitor who predicted before) would get a 500.
+    client.force_login(plain_user)
+
+    def refuse_everything(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    with connection.execute_wrapper(refuse_everything):
+        response = client.get(URL)
+    assert response.status_code == 503
+    assert "Prediction service unavailable" in response.content.decode()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from predictor.middleware import LengthRequiredMiddleware
 from predictor.models import PredictionBatch, PredictionLog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,3 +123,14 @@ def test_batch_log_holds_no_personal_data_beyond_the_bmis_and_the_time():
     assert fields == {"id", "created_at", "model_version", "size", "bmi", "predictions", "outcomes"}
     outcome_fields = {f.name for f in PredictionBatch._meta.get_field("outcomes").related_model._meta.get_fields()}
     assert outcome_fields == {"id", "batch", "position", "observed", "recorded_at", "recorded_by", "source"}
+
+
+def test_a_body_without_content_length_is_a_411_page_outside_the_api_and_json_under_it(rf):
+    middleware = LengthRequiredMiddleware(lambda request: pytest.fail("the view must not run"))
+    for path, content_type in (("/", "text/plain"), ("/api/v1/predict", "application/json")):
+        request = rf.post(path, b"", content_type="application/json", HTTP_TRANSFER_ENCODING="chunked")
+        request.META.pop("CONTENT_LENGTH", None)  # as gunicorn passes a chunked body
+        response = middleware(request)
+        assert response.status_code == 411
+        assert response["Content-Type"].startswith(content_type)
+        assert "Content-Length" in response.content.decode()
