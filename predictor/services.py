@@ -133,14 +133,16 @@ def model_version_train(
 
     predicted_test = estimator.predict(dataset.X_test)
     predicted_train = estimator.predict(dataset.X_train)
-    r2_test = r2_score(dataset.y_test, predicted_test)
-    metrics = {
-        "r2_test": r2_test,
-        "mse_test": mean_squared_error(dataset.y_test, predicted_test),
-        "mae_test": mean_absolute_error(dataset.y_test, predicted_test),
-        "r2_train": r2_score(dataset.y_train, predicted_train),
-        "mse_train": mean_squared_error(dataset.y_train, predicted_train),
-    }
+    # An overflow is checked for just below and refused by name; NumPy's warning would only be noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        r2_test = r2_score(dataset.y_test, predicted_test)
+        metrics = {
+            "r2_test": r2_test,
+            "mse_test": mean_squared_error(dataset.y_test, predicted_test),
+            "mae_test": mean_absolute_error(dataset.y_test, predicted_test),
+            "r2_train": r2_score(dataset.y_train, predicted_train),
+            "mse_train": mean_squared_error(dataset.y_train, predicted_train),
+        }
     if not all(math.isfinite(value) for value in (estimator.coef_, estimator.intercept_, *metrics.values())):
         # Extreme values overflow the fit's sums; such a version could be neither judged nor shown.
         raise ValueError(
