@@ -127,11 +127,28 @@ class PredictBatchView(APIView):
         return Response(s.BatchOutputSerializer(output).data)
 
 
-class LogPagination(CursorPagination):
-    # Cursor pages stay fast on a large log: no COUNT(*), no OFFSET.
+class StrictPageSizeMixin:
+    """``page_size`` is a whole number from 1 to ``max_page_size``, or a 400 naming it.
+
+    DRF quietly serves its default page for ``page_size=0``, ``-1`` or ``abc``, which hides a
+    client's bug behind a page of another size than it asked for.
+    """
+
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            raise ValidationError(
+                {self.page_size_query_param: [f"Must be a whole number from 1 to {self.max_page_size}."]}
+            )
+        return super().get_page_size(request)
+
+
+class LogPagination(StrictPageSizeMixin, CursorPagination):
+    # Cursor pages stay fast on a large log: no COUNT(*), no OFFSET.
 
     def decode_cursor(self, request):
         # DRF checks a cursor's offset but passes its position straight into the ordering field's
@@ -246,10 +263,8 @@ class BatchDetailView(APIView):
 # --- The model registry --------------------------------------------------------------------------
 
 
-class VersionPagination(PageNumberPagination):
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
+class VersionPagination(StrictPageSizeMixin, PageNumberPagination):
+    pass
 
 
 @extend_schema_view(

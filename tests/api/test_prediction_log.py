@@ -155,3 +155,12 @@ def test_bad_cursor_is_a_404(staff_token_client, logged):
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1001", "2.5"])
+@pytest.mark.parametrize("url", [URL, "/api/v1/batches", "/api/v1/models"])
+def test_a_bad_page_size_is_a_400_naming_it(staff_token_client, active_version, url, page_size):
+    # DRF would quietly serve its default page instead of the size the client asked for.
+    response = staff_token_client.get(url, {"page_size": page_size})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "page_size: Must be a whole number from 1 to 1000."
