@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from predictor.api import views
 
@@ -18,4 +19,6 @@ urlpatterns = [
     path("api/v1/batches/<uuid:batch_id>", views.BatchDetailView.as_view(), name="batch-detail"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
     path("docs", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # The pages' URLs end in a slash, so people type this one with one too.
+    path("docs/", RedirectView.as_view(pattern_name="api:docs"), name="docs-slash"),
 ]

@@ -162,3 +162,8 @@ def test_docs_page_loads_everything_from_our_own_static_files(api):
     # The init script is a same-origin file (script-src 'self' under the CSP), and it loads our schema.
     assert '<script src="/docs?script="></script>' in html
     assert "/api/schema/" in api.get("/docs?script=").content.decode()
+
+
+def test_docs_with_a_trailing_slash_redirects_to_the_docs(api):
+    response = api.get("/docs/")
+    assert response.status_code == 302 and response["Location"] == "/docs"

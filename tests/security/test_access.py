@@ -29,7 +29,7 @@ PREDICTION_ACCESS = {
     "api:model-detail",
 }
 # Signing out needs no account either (a POST with the CSRF token; it only ends a session).
-PUBLIC = {"api:schema", "api:docs", "predictor:login", "predictor:logout"}
+PUBLIC = {"api:schema", "api:docs", "api:docs-slash", "predictor:login", "predictor:logout"}
 # Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
 AUTHENTICATED = {"monitoring:outcome-create", "monitoring:batch-outcome-create"}
 STAFF = {
