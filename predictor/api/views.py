@@ -146,6 +146,14 @@ class StrictPageSizeMixin:
             )
         return super().get_page_size(request)
 
+    def get_schema_operation_parameters(self, view):
+        # The schema states the same bounds, so clients (and schema-driven tests) know them.
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {**parameter["schema"], "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
 
 class LogPagination(StrictPageSizeMixin, CursorPagination):
     # Cursor pages stay fast on a large log: no COUNT(*), no OFFSET.
@@ -273,7 +281,7 @@ class VersionPagination(StrictPageSizeMixin, PageNumberPagination):
         operation_id="model_list",
         auth=OPTIONAL_AUTH,
         summary="Model versions with their metrics and status, newest first",
-        responses={200: s.ModelVersionSerializer(many=True), **errors(401, 403, 404, 429)},
+        responses={200: s.ModelVersionSerializer(many=True), **errors(400, 401, 403, 404, 429)},
     )
 )
 class ModelListView(generics.ListAPIView):

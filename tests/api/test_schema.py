@@ -167,3 +167,10 @@ def test_docs_page_loads_everything_from_our_own_static_files(api):
 def test_docs_with_a_trailing_slash_redirects_to_the_docs(api):
     response = api.get("/docs/")
     assert response.status_code == 302 and response["Location"] == "/docs"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predictions", "/api/v1/batches", "/api/v1/models"])
+def test_page_size_bounds_are_in_the_schema(schema, path):
+    (page_size,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "page_size"]
+    assert (page_size["schema"]["minimum"], page_size["schema"]["maximum"]) == (1, 1000)
+    assert "400" in schema["paths"][path]["get"]["responses"]
