@@ -174,7 +174,7 @@ def parse_csv(
             f"expected a header 'bmi,progression', got {','.join(header)!r}."
         )
     index = {c: names.index(c) for c in CSV_COLUMNS}
-    low, high = bmi_range
+    plausible = (("bmi", bmi_range, " kg/m²"), ("progression", progression_range, ""))
     bmis: list[float] = []
     targets: list[float] = []
     row_number = 1
@@ -194,16 +194,12 @@ def parse_csv(
                 if not math.isfinite(value):
                     raise DataError(f"Row {row_number}, column '{column}': {_quoted(raw)} is not a finite number.")
                 values[column] = value
-            if not low <= values["bmi"] <= high:
-                raise DataError(
-                    f"Row {row_number}, column 'bmi': {values['bmi']:g} kg/m² is outside the "
-                    f"plausible range {low:g} to {high:g}."
-                )
-            if not progression_range[0] <= values["progression"] <= progression_range[1]:
-                raise DataError(
-                    f"Row {row_number}, column 'progression': {values['progression']:g} is outside the "
-                    f"plausible range {progression_range[0]:g} to {progression_range[1]:g}."
-                )
+            for column, (low, high), unit in plausible:
+                if not low <= values[column] <= high:
+                    raise DataError(
+                        f"Row {row_number}, column '{column}': {values[column]:g}{unit} is outside the "
+                        f"plausible range {low:g} to {high:g}."
+                    )
             bmis.append(values["bmi"])
             targets.append(values["progression"])
     except csv.Error as exc:

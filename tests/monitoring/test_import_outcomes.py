@@ -119,6 +119,25 @@ def _other_connection():
     )
 
 
+def _delete_elsewhere(sql: str, params: list) -> bool:
+    """Try ``sql`` from another session, waiting 300 ms for locks; False when a lock held it off.
+
+    Rolled back either way: only whether the import's row locks stop a concurrent delete matters.
+    """
+    other = _other_connection()
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+            try:
+                cursor.execute(sql, params)
+            except psycopg2.errors.LockNotAvailable:
+                return False
+        return True
+    finally:
+        other.rollback()
+        other.close()
+
+
 @pytest.fixture
 def committed_rows(transactional_db, train_version, log_predictions):
     return log_predictions(train_version(promote=True), [22.0, 26.0])
@@ -153,18 +172,9 @@ def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, 
 
     def existing_then_try_to_delete(model, ids, **kwargs):
         found = original(model, ids, **kwargs)
-        if model is PredictionLog:
-            other = _other_connection()
-            try:
-                with other.cursor() as cursor:
-                    cursor.execute("SET lock_timeout = '300ms'")
-                    try:
-                        cursor.execute("DELETE FROM predictor_predictionlog WHERE id = %s", [committed_rows[0].pk])
-                    except psycopg2.errors.LockNotAvailable:
-                        blocked.append(True)
-                other.rollback()
-            finally:
-                other.close()
+        deleting = "DELETE FROM predictor_predictionlog WHERE id = %s"
+        if model is PredictionLog and not _delete_elsewhere(deleting, [committed_rows[0].pk]):
+            blocked.append(True)
         return found
 
     monkeypatch.setattr(services, "_existing", existing_then_try_to_delete)
@@ -269,17 +279,8 @@ def test_the_import_locks_its_batches_against_a_concurrent_delete(tmp_path, comm
 
     def sizes_then_try_to_delete(batch_ids):
         found = original(batch_ids)
-        other = _other_connection()
-        try:
-            with other.cursor() as cursor:
-                cursor.execute("SET lock_timeout = '300ms'")
-                try:
-                    cursor.execute("DELETE FROM predictor_predictionbatch WHERE id = %s", [str(committed_batch.pk)])
-                except psycopg2.errors.LockNotAvailable:
-                    blocked.append(True)
-            other.rollback()
-        finally:
-            other.close()
+        if not _delete_elsewhere("DELETE FROM predictor_predictionbatch WHERE id = %s", [str(committed_batch.pk)]):
+            blocked.append(True)
         return found
 
     monkeypatch.setattr(services, "_batch_sizes", sizes_then_try_to_delete)

@@ -20,6 +20,15 @@ def field_error(html: str) -> str:
     return html_lib.unescape(re.sub(r"<[^>]+>", "", match.group(1))).strip()
 
 
+def database_down():
+    """Every query in the block fails as if PostgreSQL were unreachable."""
+
+    def refuse_everything(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    return connection.execute_wrapper(refuse_everything)
+
+
 def test_form_has_a_labelled_bmi_input_and_csrf_token(client, active_version):
     response = client.get(URL)
     html = response.content.decode()
@@ -179,10 +188,7 @@ def test_database_failure_while_logging_gives_a_503_page(client, active_version)
 
 @pytest.mark.django_db
 def test_database_down_on_the_form_page_gives_a_503_page(client):
-    def refuse_everything(execute, sql, params, many, context):
-        raise OperationalError("could not connect to server")
-
-    with connection.execute_wrapper(refuse_everything):
+    with database_down():
         response = client.get(URL)
     assert response.status_code == 503
     assert "Prediction service unavailable" in response.content.decode()
@@ -274,10 +280,7 @@ def test_a_result_is_shown_only_to_the_session_that_made_it(client, active_versi
 def test_a_database_failure_on_the_result_page_says_the_prediction_was_recorded(client, active_version):
     posted = client.post(URL, {"bmi": "27.5"})
 
-    def refuse_everything(execute, sql, params, many, context):
-        raise OperationalError("could not connect to server")
-
-    with connection.execute_wrapper(refuse_everything):
+    with database_down():
         response = client.get(posted["Location"])
     html = response.content.decode()
     assert response.status_code == 503
@@ -299,10 +302,7 @@ def test_database_down_gives_the_503_page_to_a_visitor_with_a_session_too(client
     # not need it, or a signed-in clinician (or any visitor who predicted before) would get a 500.
     client.force_login(plain_user)
 
-    def refuse_everything(execute, sql, params, many, context):
-        raise OperationalError("could not connect to server")
-
-    with connection.execute_wrapper(refuse_everything):
+    with database_down():
         response = client.get(URL)
     assert response.status_code == 503
     assert "Prediction service unavailable" in response.content.decode()
