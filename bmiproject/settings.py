@@ -125,15 +125,12 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
-        # A reused connection is pinged (SELECT 1) before its first query in a request, so one
-        # dropped by a database restart is replaced instead of failing a request; on PostgreSQL
-        # not when it answered within CONN_HEALTH_CHECK_GRACE seconds (bmiproject/db/postgresql).
-        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", True),
+        # Off by default: the ping (SELECT 1) before a request's first query doubled the round trips
+        # of a prediction (docs/performance.md). Without it, a connection that died while idle (a
+        # database restart) fails one request with a 503, after which Django discards it.
+        conn_health_checks=env_bool("CONN_HEALTH_CHECKS", False),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["ENGINE"] = "bmiproject.db.postgresql"
-CONN_HEALTH_CHECK_GRACE = env_float("CONN_HEALTH_CHECK_GRACE", 0.25)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
