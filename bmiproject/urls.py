@@ -8,7 +8,7 @@ urlpatterns = [
     # Outcomes, live quality, drift and Prometheus metrics.
     path("", include("predictor.monitoring.urls")),
     # HTML pages: the prediction form and the model pages.
-    path("", include("predictor.urls")),
+    path("", include("predictor.web.urls")),
 ]
 
 # Under /api/ these answer with the API's JSON error body; elsewhere with Django's pages (404.html).

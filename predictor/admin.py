@@ -1,29 +1,27 @@
 """Django admin: a read-mostly window on the registry and the logs.
 
 Nothing here writes a model row directly. Versions are created by training and change status
-only through ``predictor.services`` (the same rules as the commands and the API), so the admin
-offers "promote" and "retire" actions and no add, change or delete. Audit events, prediction
-logs, batches and outcomes are records of what happened: they are read-only.
+only through ``predictor.registry.services`` (the same rules as the commands and the API), so the admin
+offers "promote" and "retire" actions and no add, change or delete. Audit events, the prediction
+log and outcomes are records of what happened: they are read-only.
 """
 
 from __future__ import annotations
 
-import uuid
-
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet, Value
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from predictor import services
-from predictor.api.permissions import READ_PREDICTION_LOG
-from predictor.models import BatchOutcome, ModelVersion, Outcome, PredictionBatch, PredictionLog, PromotionEvent
+from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
+from predictor.registry import services
+from predictor.registry.models import ModelVersion, PromotionEvent
 
 # The JSON columns hold hundreds of points each; lists and joins never need them.
 HEAVY_VERSION_FIELDS = ("training_sample", "loss_curve", "training_bmi_histogram")
 # A batch holds up to 10,000 values; its page shows this many and a summary (the API has them all).
-BATCH_PREVIEW = 20
+VALUES_PREVIEW = 20
 
 
 def _version_link(version_id: int | None):
@@ -144,154 +142,87 @@ class PromotionEventAdmin(ReadOnlyAdmin):
         return _version_link(obj.to_version_id)
 
 
+def _summary(values: list[float], unit: str) -> str:
+    return f"min {min(values):g}, mean {sum(values) / len(values):g}, max {max(values):g} {unit}".rstrip()
+
+
 @admin.register(PredictionLog)
 class PredictionLogAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "version_link", "model_status", "bmi", "prediction", "channel", "observed"]
+    list_display = ["id", "created_at", "version_link", "channel", "size", "first_bmi", "first_prediction"]
     list_filter = ["channel", ModelVersionFilter, "created_at"]
     search_fields = ["id__exact"]
+    search_help_text = "An exact prediction id (a single prediction's, or a batch's batch_id)."
     date_hierarchy = "created_at"
-    list_select_related = ["model_version", "outcome"]
     # Counting a year of logs on every page view is slow; "Show all" still counts on request.
     show_full_result_count = False
     list_per_page = 100
+    fieldsets = [
+        ("Entry", {"fields": ["id", "created_at", "version_link", "channel", "size", "outcome_count"]}),
+        ("Values", {"fields": ["bmi_summary", "prediction_summary", "first_values"]}),
+    ]
+    readonly_fields = [*(field for fieldset in fieldsets for field in fieldset[1]["fields"]), "outcomes"]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        # Whoever may open the outcomes' admin gets the count as a link to them; a reader of the log
+        # without predictor.view_outcome sees the count alone, not a link to a 403.
+        fieldsets = super().get_fieldsets(request, obj)
+        if not request.user.has_perm("predictor.view_outcome"):
+            return fieldsets
+        return [
+            (name, {**options, "fields": ["outcomes" if f == "outcome_count" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PredictionLog]:
-        heavy = [f"model_version__{name}" for name in HEAVY_VERSION_FIELDS]
-        return super().get_queryset(request).defer(*heavy)
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name.endswith("_changelist"):
+            # A list shows each entry's first value, read in SQL: a batch's two arrays hold up to
+            # 160 kB, and a page of them must not load 100 of those.
+            queryset = queryset.defer("bmi", "predictions").annotate(
+                bmi_0=ArrayItem("bmi", Value(0)), prediction_0=ArrayItem("predictions", Value(0))
+            )
+        return queryset
 
     @admin.display(description="model version", ordering="model_version")
     def version_link(self, obj: PredictionLog):
         return _version_link(obj.model_version_id)
 
-    @admin.display(description="version status")
-    def model_status(self, obj: PredictionLog) -> str:
-        return obj.model_version.get_status_display()
+    @admin.display(description="BMI (kg/m²)")
+    def first_bmi(self, obj: PredictionLog) -> str:
+        return f"{obj.bmi_0:g}" + (" …" if obj.size > 1 else "")
 
-    @admin.display(description="observed")
-    def observed(self, obj: PredictionLog):
-        try:
-            return f"{obj.outcome.observed:g}"
-        except Outcome.DoesNotExist:
-            return "—"
-
-
-@admin.register(Outcome)
-class OutcomeAdmin(ReadOnlyAdmin):
-    list_display = ["prediction_link", "observed", "predicted", "model_version", "source", "recorded_at", "recorded_by"]
-    list_filter = ["source", "recorded_at"]
-    search_fields = ["prediction__id__exact"]
-    date_hierarchy = "recorded_at"
-    list_select_related = ["prediction", "recorded_by"]
-    show_full_result_count = False
-
-    @admin.display(description="prediction", ordering="prediction")
-    def prediction_link(self, obj: Outcome):
-        url = reverse("admin:predictor_predictionlog_change", args=[obj.prediction_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.prediction_id)
-
-    @admin.display(description="predicted", ordering="prediction__prediction")
-    def predicted(self, obj: Outcome) -> str:
-        return f"{obj.prediction.prediction:.1f}"
-
-    @admin.display(description="model version")
-    def model_version(self, obj: Outcome):
-        return _version_link(obj.prediction.model_version_id)
-
-
-def _batch_search(queryset: QuerySet, search_term: str, lookup: str) -> QuerySet:
-    """Rows of the batch whose id is ``search_term``; none when it is not a UUID.
-
-    The admin's own ``__exact`` search on a UUID casts the column to text: a full scan, and no match
-    on SQLite, which stores UUIDs without hyphens. Parsed, the id is one primary-key lookup.
-    """
-    try:
-        batch_id = uuid.UUID(search_term.strip())
-    except ValueError:
-        return queryset.none()
-    return queryset.filter(**{lookup: batch_id})
-
-
-def _summary(values: list[float], unit: str) -> str:
-    return f"min {min(values):g}, mean {sum(values) / len(values):g}, max {max(values):g} {unit}"
-
-
-@admin.register(PredictionBatch)
-class PredictionBatchAdmin(ReadOnlyAdmin):
-    list_display = ["batch_id", "created_at", "version_link", "size"]
-    list_filter = [ModelVersionFilter, "created_at"]
-    search_fields = ["id__exact"]  # shows the search box; get_search_results does the lookup
-    search_help_text = "An exact batch id, as the batch call returned it."
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    list_per_page = 100
-    fieldsets = [
-        ("Batch", {"fields": ["batch_id", "created_at", "version_link", "size", "outcomes"]}),
-        ("Values", {"fields": ["bmi_summary", "prediction_summary", "first_values"]}),
-    ]
-    readonly_fields = [field for fieldset in fieldsets for field in fieldset[1]["fields"]] + ["outcome_count"]
-
-    def get_fieldsets(self, request: HttpRequest, obj=None):
-        # The outcomes link leads to the batch outcomes' admin; whoever may not open it (a reader of
-        # the prediction log without predictor.view_batchoutcome) sees the count without the link.
-        fieldsets = super().get_fieldsets(request, obj)
-        if request.user.has_perm("predictor.view_batchoutcome"):
-            return fieldsets
-        return [
-            (name, {**options, "fields": ["outcome_count" if f == "outcomes" else f for f in options["fields"]]})
-            for name, options in fieldsets
-        ]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[PredictionBatch]:
-        # A list needs the size, not two arrays of up to 80 kB each per row; one batch's page
-        # loads them when it reads them.
-        return super().get_queryset(request).defer("bmi", "predictions")
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        if not search_term.strip():
-            return queryset, False
-        return _batch_search(queryset, search_term, "pk"), False
-
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
-        # A batch is part of the prediction log: whoever may read the log may read its batches,
-        # as in the API (/api/v1/batches needs predictor.view_predictionlog).
-        return super().has_view_permission(request, obj) or request.user.has_perm(READ_PREDICTION_LOG)
-
-    @admin.display(description="batch id", ordering="id")
-    def batch_id(self, obj: PredictionBatch) -> str:
-        return str(obj.pk)
-
-    @admin.display(description="model version", ordering="model_version")
-    def version_link(self, obj: PredictionBatch):
-        return _version_link(obj.model_version_id)
+    @admin.display(description="prediction")
+    def first_prediction(self, obj: PredictionLog) -> str:
+        return f"{obj.prediction_0:.1f}" + (" …" if obj.size > 1 else "")
 
     @admin.display(description="observed outcomes")
-    def outcomes(self, obj: PredictionBatch):
-        url = reverse("admin:predictor_batchoutcome_changelist")
-        return format_html('<a href="{}?q={}">{}</a>', url, obj.pk, self.outcome_count(obj))
-
-    @admin.display(description="observed outcomes")
-    def outcome_count(self, obj: PredictionBatch) -> str:
+    def outcome_count(self, obj: PredictionLog) -> str:
         return f"{obj.outcomes.count()} of {obj.size}"
 
+    @admin.display(description="observed outcomes")
+    def outcomes(self, obj: PredictionLog):
+        url = reverse("admin:predictor_outcome_changelist")
+        return format_html('<a href="{}?q={}">{}</a>', url, obj.pk, self.outcome_count(obj))
+
     @admin.display(description="BMI")
-    def bmi_summary(self, obj: PredictionBatch) -> str:
+    def bmi_summary(self, obj: PredictionLog) -> str:
         return _summary(obj.bmi, "kg/m²")
 
     @admin.display(description="predictions")
-    def prediction_summary(self, obj: PredictionBatch) -> str:
+    def prediction_summary(self, obj: PredictionLog) -> str:
         return _summary(obj.predictions, "")
 
     @admin.display(description="first values")
-    def first_values(self, obj: PredictionBatch):
-        shown = min(obj.size, BATCH_PREVIEW)
+    def first_values(self, obj: PredictionLog):
+        shown = min(obj.size, VALUES_PREVIEW)
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             ((i, f"{obj.bmi[i]:g}", f"{obj.predictions[i]:.2f}") for i in range(shown)),
         )
         return format_html(
-            "<p>{} of {} (all of them: <code>GET /api/v1/batches/{}</code>)</p>"
-            "<table><thead><tr><th>item</th><th>BMI (kg/m²)</th><th>prediction</th></tr></thead>"
+            "<p>{} of {} (all of them: <code>GET /api/v1/predictions/{}</code>)</p>"
+            "<table><thead><tr><th>position</th><th>BMI (kg/m²)</th><th>prediction</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             shown,
             obj.size,
@@ -300,39 +231,62 @@ class PredictionBatchAdmin(ReadOnlyAdmin):
         )
 
 
-@admin.register(BatchOutcome)
-class BatchOutcomeAdmin(ReadOnlyAdmin):
-    list_display = ["batch_link", "position", "observed", "source", "recorded_at", "recorded_by"]
+@admin.register(Outcome)
+class OutcomeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "prediction_link",
+        "position",
+        "observed",
+        "predicted",
+        "version_link",
+        "source",
+        "recorded_at",
+        "recorded_by",
+    ]
     list_filter = ["source", "recorded_at"]
-    search_fields = ["batch__id__exact"]  # shows the search box; get_search_results does the lookup
-    search_help_text = "An exact batch id: that batch's outcomes."
+    search_fields = ["log__id__exact"]
+    search_help_text = "An exact prediction id: its outcomes (a batch's, by position)."
     date_hierarchy = "recorded_at"
     list_select_related = ["recorded_by"]
     show_full_result_count = False
-    fields = ["batch_link", "position", "bmi", "predicted", "observed", "source", "recorded_at", "recorded_by"]
+    fields = [
+        "prediction_link",
+        "position",
+        "bmi",
+        "predicted",
+        "observed",
+        "version_link",
+        "source",
+        "recorded_at",
+        "recorded_by",
+    ]
     readonly_fields = fields
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        if not search_term.strip():
-            return queryset, False
-        return _batch_search(queryset, search_term, "batch_id"), False
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Outcome]:
+        # The observed prediction's values are read from its entry's arrays in SQL, never loaded whole.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                version=F("log__model_version_id"),
+                bmi_value=ArrayItem("log__bmi", "position"),
+                predicted_value=ArrayItem("log__predictions", "position"),
+            )
+        )
 
-    @admin.display(description="batch", ordering="batch")
-    def batch_link(self, obj: BatchOutcome):
-        # The id is on the row: the list never loads a batch's arrays.
-        url = reverse("admin:predictor_predictionbatch_change", args=[obj.batch_id])
-        return format_html('<a href="{}">{}</a>', url, obj.batch_id)
-
-    def _item(self, obj: BatchOutcome, values: str):
-        array = getattr(obj.batch, values)
-        return array[obj.position] if obj.position < len(array) else None
+    @admin.display(description="prediction", ordering="log")
+    def prediction_link(self, obj: Outcome):
+        url = reverse("admin:predictor_predictionlog_change", args=[obj.log_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.log_id)
 
     @admin.display(description="BMI (kg/m²)")
-    def bmi(self, obj: BatchOutcome):
-        value = self._item(obj, "bmi")
-        return "—" if value is None else f"{value:g}"
+    def bmi(self, obj: Outcome) -> str:
+        return f"{obj.bmi_value:g}"
 
     @admin.display(description="predicted")
-    def predicted(self, obj: BatchOutcome):
-        value = self._item(obj, "predictions")
-        return "—" if value is None else f"{value:.1f}"
+    def predicted(self, obj: Outcome) -> str:
+        return f"{obj.predicted_value:.1f}"
+
+    @admin.display(description="model version", ordering="version")
+    def version_link(self, obj: Outcome):
+        return _version_link(obj.version)

@@ -10,7 +10,7 @@ from django.db import Error as DBError
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from predictor.models import ModelVersion
+from predictor.registry.models import ModelVersion
 
 HEALTH_PATHS = ("/healthz", "/healthz/")
 READY_PATHS = ("/readyz", "/readyz/")

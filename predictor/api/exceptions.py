@@ -19,7 +19,8 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from predictor import services, serving
+from predictor.predictions import serving
+from predictor.registry import services
 
 API_PREFIX = "/api/"
 # A validation message lists at most this many field errors; ``fields`` has them all.

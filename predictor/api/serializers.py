@@ -14,8 +14,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from predictor import services
-from predictor.models import ModelVersion, PredictionBatch, PredictionLog
+from predictor.ml.ranges import NOT_FINITE, TOO_LOW, OutOfRange, check_range, out_of_range
+from predictor.predictions.models import PredictionLog
+from predictor.registry import services
+from predictor.registry.models import ModelVersion
 
 PREDICTION_UNIT = "disease progression score one year after baseline (diabetes data set scale, about 25 to 346)"
 BMI_UNIT = "kg/m²"
@@ -73,18 +75,15 @@ class StrictFloatField(serializers.Field):
     def to_internal_value(self, data) -> float:
         if not _is_number(data):
             self.fail("invalid", type=_json_type(data))
-        try:
-            value = float(data)
-        except OverflowError:  # an integer literal with hundreds of digits
-            self.fail("not_finite")
-        if not math.isfinite(value):
-            self.fail("not_finite")
         low, high = self.bounds()
-        if low is not None and (value <= low if self.exclusive_min else value < low):
-            self.fail("exclusive_min" if self.exclusive_min else "min_value", min_value=low)
-        if high is not None and value > high:
+        try:
+            return check_range(data, low=low, high=high, exclusive_low=self.exclusive_min)
+        except OutOfRange as exc:
+            if exc.code == NOT_FINITE:
+                self.fail("not_finite")
+            if exc.code == TOO_LOW:
+                self.fail("exclusive_min" if self.exclusive_min else "min_value", min_value=low)
             self.fail("max_value", max_value=high)
-        return value
 
     def to_representation(self, value):
         # Stored metrics can be NaN (e.g. a diverged fit); JSON has no NaN, so they read as null.
@@ -204,7 +203,7 @@ class BMIListField(serializers.Field):
         except OverflowError:  # integers too large for a float
             values = np.array([float(v) if abs(v) < 1e308 else np.inf for v in data], dtype=np.float64)
         low, high = settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX
-        bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
+        bad = out_of_range(values, low=low, high=high)
         if bad.size:
             for index in bad[:MAX_ITEM_ERRORS].tolist():
                 if math.isfinite(values[index]):
@@ -246,8 +245,11 @@ class BatchInputSerializer(serializers.Serializer):
 
 class BatchOutputSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(help_text="The model version that made every prediction.")
-    batch_id = serializers.UUIDField(
-        help_text="Identifies the logged batch: staff read it back at /api/v1/batches/{batch_id}."
+    batch_id = serializers.IntegerField(
+        help_text=(
+            "The batch's entry in the prediction log: staff read it back at /api/v1/predictions/{batch_id}; "
+            "record the outcome of item i with position i."
+        )
     )
     count = serializers.IntegerField()
     predictions = FloatListField(help_text="Predictions in the order of the input BMIs.")
@@ -362,14 +364,25 @@ class TrainInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     decay = StrictFloatField(
         required=False, default=DEFAULTS["decay"], min_value=0.0, max_value=100.0, help_text="Step decay."
     )
+    # The public names (as the train command's options): the estimator's are max_epochs and random_state.
     epochs = StrictIntegerField(
-        required=False, default=DEFAULTS["max_epochs"], min_value=1, max_value=10_000, help_text="Max epochs."
+        source="max_epochs",
+        required=False,
+        default=DEFAULTS["max_epochs"],
+        min_value=1,
+        max_value=10_000,
+        help_text="Max epochs.",
     )
     tol = StrictFloatField(
         required=False, default=DEFAULTS["tol"], min_value=0.0, max_value=1.0, help_text="Stop tolerance."
     )
     seed = StrictIntegerField(
-        required=False, default=0, min_value=0, max_value=services.RANDOM_STATE_MAX, help_text="Random seed."
+        source="random_state",
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=services.RANDOM_STATE_MAX,
+        help_text="Random seed.",
     )
     threshold = StrictFloatField(
         required=False,
@@ -429,8 +442,8 @@ class ReasonInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 # --- The prediction log --------------------------------------------------------------------------
 
 
-class _LogFilterSerializer(serializers.Serializer):
-    """Query parameters shared by the prediction log and the batch log (all optional).
+class PredictionFilterSerializer(serializers.Serializer):
+    """Query parameters of the prediction log (all optional).
 
     Parameters it does not name are ignored, as DRF does: ``cursor`` and ``page_size`` belong to the
     pagination.
@@ -438,6 +451,9 @@ class _LogFilterSerializer(serializers.Serializer):
 
     version = serializers.IntegerField(
         required=False, min_value=1, max_value=ModelVersion.VERSION_MAX, help_text="Only this model version."
+    )
+    channel = serializers.ChoiceField(
+        required=False, choices=PredictionLog.Channel.choices, help_text="api, web (single predictions) or batch."
     )
     since = serializers.DateTimeField(required=False, help_text="ISO 8601; from this time on (inclusive).")
     until = serializers.DateTimeField(required=False, help_text="ISO 8601; before this time (exclusive).")
@@ -448,63 +464,91 @@ class _LogFilterSerializer(serializers.Serializer):
         return attrs
 
 
-class PredictionFilterSerializer(_LogFilterSerializer):
-    """Query parameters of the prediction log (all optional)."""
-
-    channel = serializers.ChoiceField(required=False, choices=PredictionLog.Channel.choices, help_text="api or web.")
-
-    # Batches left this log for /api/v1/batches. An old caller's ``channel=batch`` would read as
-    # "not a valid choice", and an ignored ``batch_id`` would answer with every single prediction;
-    # either way the caller must be told where the batches went.
-    MOVED = {
-        "batch_id": "Batches are no longer rows of the prediction log: read a batch at /api/v1/batches/<batch_id>.",
-        "channel": "Batches are no longer rows of the prediction log: list them at /api/v1/batches.",
-    }
-
-    def to_internal_value(self, data):
-        moved = {}
-        if "batch_id" in data:
-            moved["batch_id"] = [self.MOVED["batch_id"]]
-        if data.get("channel") == "batch":
-            moved["channel"] = [self.MOVED["channel"]]
-        if moved:
-            raise serializers.ValidationError(moved)
-        return super().to_internal_value(data)
-
-
 class PredictionLogSerializer(serializers.ModelSerializer):
-    model_version = serializers.IntegerField(source="model_version_id", read_only=True)
-
-    class Meta:
-        model = PredictionLog
-        fields = ["id", "created_at", "model_version", "bmi", "prediction", "channel"]
-        read_only_fields = fields
-
-
-class BatchFilterSerializer(_LogFilterSerializer):
-    """Query parameters of the batch log (all optional)."""
-
-
-class BatchSummarySerializer(serializers.ModelSerializer):
-    batch_id = serializers.UUIDField(source="id", read_only=True, help_text="As returned by the batch call.")
     model_version = serializers.IntegerField(
         source="model_version_id", read_only=True, help_text="The model version that made every prediction."
     )
-    count = serializers.IntegerField(source="size", read_only=True, help_text="How many predictions the batch holds.")
-
-    class Meta:
-        model = PredictionBatch
-        fields = ["batch_id", "created_at", "model_version", "count"]
-        read_only_fields = fields
-
-
-class BatchDetailSerializer(BatchSummarySerializer):
+    count = serializers.IntegerField(
+        source="size", read_only=True, help_text="How many predictions (1 unless a batch)."
+    )
     bmi = FloatListField(read_only=True, help_text="The BMIs sent, kg/m², in the order they were sent.")
     predictions = FloatListField(read_only=True, help_text="Predictions in the order of the BMIs: item i is bmi[i]'s.")
 
-    class Meta(BatchSummarySerializer.Meta):
-        fields = [*BatchSummarySerializer.Meta.fields, "bmi", "predictions"]
+    class Meta:
+        model = PredictionLog
+        fields = ["id", "created_at", "model_version", "channel", "count", "bmi", "predictions"]
         read_only_fields = fields
+
+
+# --- Outcomes and monitoring ---------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "type": "number",
+        "format": "double",
+        "minimum": settings.PREDICTOR_OUTCOME_MIN,
+        "maximum": settings.PREDICTOR_OUTCOME_MAX,
+    }
+)
+class ObservedField(SettingsRangeFloatField):
+    """Observed progression: a finite JSON number within ``PREDICTOR_OUTCOME_MIN``..``MAX``."""
+
+    min_setting, max_setting = "PREDICTOR_OUTCOME_MIN", "PREDICTOR_OUTCOME_MAX"
+    default_error_messages = {
+        "invalid": "Must be a JSON number (the observed progression), not {type}.",
+        "min_value": "Must be between {min_value:g} and {max_value:g} (plausible progression).",
+        "max_value": "Must be between {min_value:g} and {max_value:g} (plausible progression).",
+    }
+
+
+class OutcomeInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    observed = ObservedField(help_text="Observed progression one year after baseline (a finite number).")
+    position = StrictIntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**31 - 1,
+        help_text="For a batch: the prediction's index in it, from 0. A single prediction needs none (or 0).",
+    )
+
+
+class OutcomeOutputSerializer(serializers.Serializer):
+    prediction_id = serializers.IntegerField(source="log_id", help_text="The log entry: prediction_id or batch_id.")
+    position = serializers.IntegerField(help_text="The prediction's index in its entry, from 0.")
+    observed = serializers.FloatField()
+    recorded_at = serializers.DateTimeField()
+    recorded_by = serializers.CharField(source="recorded_by.get_username", default=None)
+    source = serializers.CharField()
+
+
+class HistogramSerializer(serializers.Serializer):
+    edges = serializers.ListField(child=serializers.FloatField(), help_text="Training BMI deciles (kg/m²).")
+    training_fractions = serializers.ListField(child=serializers.FloatField())
+    served_counts = serializers.ListField(child=serializers.IntegerField())
+    served_fractions = serializers.ListField(child=serializers.FloatField())
+
+
+class DaySerializer(serializers.Serializer):
+    day = serializers.DateField()
+    predictions = serializers.IntegerField()
+    outcomes = serializers.IntegerField()
+    r2 = serializers.FloatField(allow_null=True)
+    r2_cumulative = serializers.FloatField(allow_null=True)
+
+
+class MonitoringOutputSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    status = serializers.CharField()
+    held_out_r2 = serializers.FloatField()
+    threshold = serializers.FloatField()
+    predictions = serializers.IntegerField(help_text="Predictions served and logged.")
+    outcomes = serializers.IntegerField(help_text="Observed outcomes recorded.")
+    live_r2 = serializers.FloatField(allow_null=True, help_text="R² on observed outcomes; null below two.")
+    live_mae = serializers.FloatField(allow_null=True)
+    drift_psi = serializers.FloatField(allow_null=True, help_text="PSI of served vs training BMI.")
+    drift_reading = serializers.CharField(help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data.")
+    bmi_histogram = HistogramSerializer()
+    daily = DaySerializer(many=True, help_text="Last 90 days, by the day of the prediction (UTC).")
 
 
 class ErrorDetailSerializer(serializers.Serializer):

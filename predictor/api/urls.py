@@ -14,9 +14,10 @@ urlpatterns = [
     path("api/v1/models/rollback", views.RollbackView.as_view(), name="model-rollback"),
     path("api/v1/models/<int:version>", views.ModelDetailView.as_view(), name="model-detail"),
     path("api/v1/models/<int:version>/promote", views.PromoteView.as_view(), name="model-promote"),
+    path("api/v1/models/<int:version>/monitoring", views.ModelMonitoringView.as_view(), name="model-monitoring"),
     path("api/v1/predictions", views.PredictionListView.as_view(), name="prediction-list"),
-    path("api/v1/batches", views.BatchListView.as_view(), name="batch-list"),
-    path("api/v1/batches/<uuid:batch_id>", views.BatchDetailView.as_view(), name="batch-detail"),
+    path("api/v1/predictions/<int:prediction_id>", views.PredictionDetailView.as_view(), name="prediction-detail"),
+    path("api/v1/predictions/<int:prediction_id>/outcome", views.OutcomeCreateView.as_view(), name="outcome-create"),
     path("api/schema/", views.SchemaView.as_view(), name="schema"),
     path("docs", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
     # The pages' URLs end in a slash, so people type this one with one too.

@@ -1,17 +1,12 @@
 """REST API views: validate with a serializer, call serving or a service, shape the output.
 
-No business rule lives here: predictions go through ``predictor.serving`` (which logs each one)
-and registry changes through ``predictor.services``, exactly as the management commands do.
+No business rule lives here: predictions go through ``predictor.predictions.serving`` (which logs each one)
+and registry changes through ``predictor.registry.services``, exactly as the management commands do.
 """
 
 from __future__ import annotations
 
-import functools
-import uuid
-from datetime import UTC
-
 from django.db import Error as DBError
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -21,18 +16,21 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from predictor import selectors, services, serving
-from predictor.api import fastpath
 from predictor.api import serializers as s
-from predictor.api.exceptions import PredictionLogUnavailable
-from predictor.api.permissions import ManageModels, PredictionAccess, ReadPredictionLog
+from predictor.api.exceptions import Conflict, PredictionLogUnavailable
+from predictor.api.permissions import ManageModels, PredictionAccess, ReadPredictionLog, RecordOutcomes
 from predictor.api.renderers import FastJSONRenderer
 from predictor.api.schema import errors
 from predictor.ml.data import load_diabetes_bmi
-from predictor.models import PredictionLog
+from predictor.monitoring import stats
+from predictor.predictions import selectors as predictions
+from predictor.predictions import services as outcomes
+from predictor.predictions import serving
+from predictor.predictions.models import PredictionLog
+from predictor.registry import selectors as registry
+from predictor.registry import services
 
 # Open endpoints: a token or session is optional (unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set).
 OPTIONAL_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]
@@ -40,30 +38,18 @@ OPTIONAL_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]
 # --- Predictions ---------------------------------------------------------------------------------
 
 
+def _logged_predictions(bmis, channel: str) -> serving.LoggedPredictions:
+    try:
+        return serving.predict(bmis, channel=channel)
+    except DBError as exc:
+        # Django drops a broken connection itself when the request finishes (close_old_connections).
+        raise PredictionLogUnavailable() from exc
+
+
 @extend_schema(tags=["predictions"])
 class PredictView(APIView):
     permission_classes = [PredictionAccess]
     throttle_scope = "predict"
-
-    @classmethod
-    def as_view(cls, **initkwargs):
-        """DRF's view behind the fast path for plain anonymous predictions (see ``fastpath``)."""
-        drf_view = super().as_view(**initkwargs)
-        allowed_methods = ", ".join(cls().allowed_methods)
-
-        @functools.wraps(drf_view)  # keeps .cls, .initkwargs and csrf_exempt for URLs and the schema
-        def view(request, *args, **kwargs):
-            return fastpath.predict(request, allowed_methods=allowed_methods) or drf_view(request, *args, **kwargs)
-
-        view.drf_view = drf_view
-        return view
-
-    def get_throttles(self):
-        # A request the fast path already counted (then handed over on a database error or with no
-        # active model) must not be counted twice: that would turn a 503 into a 429.
-        if getattr(self.request._request, "throttle_counted", False):
-            return []
-        return super().get_throttles()
 
     @extend_schema(
         operation_id="predict",
@@ -76,15 +62,11 @@ class PredictView(APIView):
     def post(self, request):
         serializer = s.PredictInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            result = serving.predict_one(serializer.validated_data["bmi"], channel=PredictionLog.Channel.API)
-        except DBError as exc:
-            # Django drops a broken connection itself when the request finishes (close_old_connections).
-            raise PredictionLogUnavailable() from exc
+        result = _logged_predictions([serializer.validated_data["bmi"]], PredictionLog.Channel.API)
         return Response(
             {
-                "bmi": result.bmi,
-                "prediction": result.prediction,
+                "bmi": result.bmi[0],
+                "prediction": result.predictions[0],
                 "model_version": result.model.version,
                 "prediction_id": result.log_id,
                 "unit": s.PREDICTION_UNIT,
@@ -111,14 +93,10 @@ class PredictBatchView(APIView):
     def post(self, request):
         serializer = s.BatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            result = serving.predict_batch(serializer.validated_data["bmi"])
-        except DBError as exc:
-            # Django drops a broken connection itself when the request finishes (close_old_connections).
-            raise PredictionLogUnavailable() from exc
+        result = _logged_predictions(serializer.validated_data["bmi"], PredictionLog.Channel.BATCH)
         output = {
             "model_version": result.model.version,
-            "batch_id": result.batch_id,
+            "batch_id": result.log_id,
             "count": len(result.predictions),
             "predictions": result.predictions,
             "unit": s.PREDICTION_UNIT,
@@ -155,117 +133,130 @@ class StrictPageSizeMixin:
         return parameters
 
 
-class LogPagination(StrictPageSizeMixin, CursorPagination):
-    # Cursor pages stay fast on a large log: no COUNT(*), no OFFSET.
-
-    def decode_cursor(self, request):
-        # DRF checks a cursor's offset but passes its position straight into the ordering field's
-        # filter, where a forged position of the wrong type failed when the page was fetched (a 500).
-        cursor = super().decode_cursor(request)
-        if cursor is not None and cursor.position is not None and not self.is_valid_position(cursor.position):
-            raise NotFound(self.invalid_cursor_message)
-        return cursor
-
-    def is_valid_position(self, position: str) -> bool:
-        """Whether a cursor's position can be a value of this pagination's ordering field.
-
-        Each subclass answers for its own ordering (an id, a time); an unknown one accepts none.
-        """
-        return False
-
-
-class PredictionPagination(LogPagination):
+class PredictionPagination(StrictPageSizeMixin, CursorPagination):
+    # Cursor pages stay fast on a large log: no COUNT(*), no OFFSET. Newest first by id, which the
+    # database hands out in commit-independent order but never twice: following "next" neither
+    # skips nor repeats an entry.
     ordering = "-id"
 
-    def is_valid_position(self, position: str) -> bool:
-        return position.isdigit()
-
-
-class LogListView(generics.ListAPIView):
-    # A page of the log: the query string validated by filter_class, the rows from select. (A comment,
-    # not a docstring: drf-spectacular would publish a docstring as every subclass's description.)
-    permission_classes = [ReadPredictionLog]
-    filter_class: type[Serializer]
-    select: staticmethod
-
-    def get_queryset(self):
-        filters = self.filter_class(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        return self.select(**filters.validated_data)
+    def decode_cursor(self, request):
+        # DRF checks a cursor's offset but passes its position straight into the id filter, where a
+        # forged position that is not an id failed when the page was fetched (a 500).
+        cursor = super().decode_cursor(request)
+        if (
+            cursor is not None
+            and cursor.position is not None
+            and not (cursor.position.isascii() and cursor.position.isdigit())
+        ):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 @extend_schema_view(
     get=extend_schema(
         tags=["management"],
         operation_id="prediction_list",
-        summary="The prediction log of single predictions, newest first (staff); batches are at /api/v1/batches",
+        summary="The prediction log, newest first: single predictions and batches (staff)",
         parameters=[s.PredictionFilterSerializer],
         responses={200: s.PredictionLogSerializer(many=True), **errors(400, 401, 403, 404, 429)},
     )
 )
-class PredictionListView(LogListView):
+class PredictionListView(generics.ListAPIView):
+    permission_classes = [ReadPredictionLog]
     serializer_class = s.PredictionLogSerializer
     pagination_class = PredictionPagination
-    filter_class = s.PredictionFilterSerializer
-    select = staticmethod(selectors.prediction_list)
+    # A page can hold batches of 10,000 values each: the fast renderer.
+    renderer_classes = [FastJSONRenderer]
+
+    def get_queryset(self):
+        filters = s.PredictionFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return predictions.prediction_list(**filters.validated_data)
 
 
-class BatchPagination(LogPagination):
-    # Newest first by time: batch ids are random UUIDs and cannot order the pages. DRF's cursor holds
-    # the time of the page's last batch and an offset past others of the same time, and the id
-    # makes the order total: following "next" neither skips nor repeats a batch. Going back with
-    # "previous" across batches logged in the same microsecond can shift a page by one (a DRF
-    # cursor limitation); batches are committed one transaction each, so such ties are rare.
-    ordering = ("-created_at", "-id")
-
-    def is_valid_position(self, position: str) -> bool:
-        try:
-            value = parse_datetime(position)
-            if value is None or value.tzinfo is None:
-                return False
-            value.astimezone(UTC)  # as the database adapter will; a year-1 time with an offset overflows
-        except (ValueError, OverflowError):
-            return False
-        return True
-
-
-@extend_schema_view(
-    get=extend_schema(
-        tags=["management"],
-        operation_id="batch_list",
-        summary="The logged batches, newest first, without their values (staff)",
-        parameters=[s.BatchFilterSerializer],
-        responses={200: s.BatchSummarySerializer(many=True), **errors(400, 401, 403, 404, 429)},
-    )
+_PREDICTION_ID = OpenApiParameter(
+    "prediction_id",
+    OpenApiTypes.INT64,
+    OpenApiParameter.PATH,
+    description="The prediction_id of a single prediction, or the batch_id of a batch.",
 )
-class BatchListView(LogListView):
-    serializer_class = s.BatchSummarySerializer
-    pagination_class = BatchPagination
-    filter_class = s.BatchFilterSerializer
-    select = staticmethod(selectors.batch_list)
 
 
 @extend_schema(tags=["management"])
-class BatchDetailView(APIView):
+class PredictionDetailView(APIView):
     permission_classes = [ReadPredictionLog]
-    # Up to 20,000 floats, as the batch call's answer: the same fast renderer.
     renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
-        operation_id="batch_detail",
-        summary="One logged batch: its BMIs and predictions in input order (staff)",
-        parameters=[
-            OpenApiParameter(
-                "batch_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="As the batch call returned it."
-            )
-        ],
-        responses={200: s.BatchDetailSerializer, **errors(401, 403, 404, 429)},
+        operation_id="prediction_detail",
+        summary="One entry of the prediction log: its BMIs and predictions in input order (staff)",
+        parameters=[_PREDICTION_ID],
+        responses={200: s.PredictionLogSerializer, **errors(401, 403, 404, 429)},
     )
-    def get(self, request, batch_id: uuid.UUID):
-        batch = selectors.batch_get(batch_id=batch_id)
-        if batch is None:
-            raise NotFound(f"Batch {batch_id} does not exist.")
-        return Response(s.BatchDetailSerializer(batch).data)
+    def get(self, request, prediction_id: int):
+        log = predictions.prediction_get(prediction_id=prediction_id)
+        if log is None:
+            raise NotFound(f"Prediction {prediction_id} does not exist.")
+        return Response(s.PredictionLogSerializer(log).data)
+
+
+@extend_schema(tags=["monitoring"])
+class OutcomeCreateView(APIView):
+    """Record the progression observed a year later for a logged prediction (once)."""
+
+    permission_classes = [RecordOutcomes]
+
+    @extend_schema(
+        operation_id="outcome_create",
+        summary="Record the observed progression for a logged prediction (a batch item: with its position)",
+        parameters=[_PREDICTION_ID],
+        request=s.OutcomeInputSerializer,
+        responses={201: s.OutcomeOutputSerializer, **errors(400, 401, 403, 404, 409, 413, 415, 429, 503)},
+        examples=[
+            OpenApiExample("Observed 151", value={"observed": 151}, request_only=True),
+            OpenApiExample("Item 3 of a batch", value={"observed": 151, "position": 3}, request_only=True),
+        ],
+    )
+    def post(self, request, prediction_id: int):
+        serializer = s.OutcomeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            outcome = outcomes.outcome_record(
+                prediction_id=prediction_id, user=request.user, **serializer.validated_data
+            )
+        except outcomes.PredictionNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except outcomes.OutcomeExists as exc:
+            raise Conflict(str(exc)) from None
+        except outcomes.InvalidOutcome as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        return Response(s.OutcomeOutputSerializer(outcome).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["monitoring"])
+class ModelMonitoringView(APIView):
+    """Live quality and drift of one version, with the per-day series the page charts."""
+
+    permission_classes = [ReadPredictionLog]
+
+    @extend_schema(
+        operation_id="model_monitoring",
+        summary="Live quality and input drift of one model version",
+        responses={200: s.MonitoringOutputSerializer, **errors(401, 403, 404, 429, 503)},
+    )
+    def get(self, request, version: int):
+        model_version = registry.version_get(version=version)
+        if model_version is None:
+            raise NotFound(f"Version {version} does not exist.")
+        quality = stats.version_quality(model_version)
+        body = {
+            **quality.as_dict(),
+            "status": model_version.status,
+            "held_out_r2": model_version.r2_test,
+            "threshold": model_version.threshold,
+            "daily": [vars(point) for point in stats.daily_series(model_version)],
+        }
+        return Response(s.MonitoringOutputSerializer(body).data)
 
 
 # --- The model registry --------------------------------------------------------------------------
@@ -290,7 +281,7 @@ class ModelListView(generics.ListAPIView):
     pagination_class = VersionPagination
 
     def get_queryset(self):
-        return selectors.version_list().select_related("created_by")
+        return registry.version_list().select_related("created_by")
 
 
 @extend_schema(tags=["models"])
@@ -304,7 +295,7 @@ class ModelDetailView(APIView):
         responses={200: s.ModelVersionDetailSerializer, **errors(401, 403, 404, 429)},
     )
     def get(self, request, version: int):
-        model_version = selectors.version_get(version=version)
+        model_version = registry.version_get(version=version)
         if model_version is None:
             raise NotFound(f"Version {version} does not exist.")
         return Response(s.ModelVersionDetailSerializer(model_version, context={"request": request}).data)
@@ -321,7 +312,7 @@ class ActiveModelView(APIView):
         responses={200: s.ModelVersionDetailSerializer, **errors(401, 403, 404, 429)},
     )
     def get(self, request):
-        model_version = selectors.active_version()
+        model_version = registry.active_version()
         if model_version is None:
             raise NotFound("No model version is active.")
         return Response(s.ModelVersionDetailSerializer(model_version, context={"request": request}).data)
@@ -344,18 +335,9 @@ class TrainView(APIView):
     def post(self, request):
         serializer = s.TrainInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        params = serializer.validated_data
         try:
             result = services.model_version_train(
-                dataset=load_diabetes_bmi(),
-                learning_rate=params["learning_rate"],
-                decay=params["decay"],
-                max_epochs=params["epochs"],
-                tol=params["tol"],
-                random_state=params["seed"],
-                threshold=params["threshold"],
-                promote=params["promote"],
-                user=request.user,
+                dataset=load_diabetes_bmi(), user=request.user, **serializer.validated_data
             )
         except ValueError as exc:  # hyperparameters the estimator refuses; nothing was written
             raise ValidationError({"non_field_errors": [str(exc)]}) from exc

@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
+
+from predictor.ml.ranges import NOT_FINITE, OutOfRange, check_range
 
 __all__ = [
     "BMI_RANGE",
@@ -174,7 +175,8 @@ def parse_csv(
             f"expected a header 'bmi,progression', got {','.join(header)!r}."
         )
     index = {c: names.index(c) for c in CSV_COLUMNS}
-    plausible = (("bmi", bmi_range, " kg/m²"), ("progression", progression_range, ""))
+    ranges = {"bmi": bmi_range, "progression": progression_range}
+    units = {"bmi": " kg/m²", "progression": ""}
     bmis: list[float] = []
     targets: list[float] = []
     row_number = 1
@@ -191,15 +193,15 @@ def parse_csv(
                     value = parse_csv_number(raw)
                 except ValueError:
                     raise DataError(f"Row {row_number}, column '{column}': {_quoted(raw)} is not a number.") from None
-                if not math.isfinite(value):
-                    raise DataError(f"Row {row_number}, column '{column}': {_quoted(raw)} is not a finite number.")
-                values[column] = value
-            for column, (low, high), unit in plausible:
-                if not low <= values[column] <= high:
-                    raise DataError(
-                        f"Row {row_number}, column '{column}': {values[column]:g}{unit} is outside the "
-                        f"plausible range {low:g} to {high:g}."
-                    )
+                low, high = ranges[column]
+                try:
+                    values[column] = check_range(value, low=low, high=high)
+                except OutOfRange as exc:
+                    if exc.code == NOT_FINITE:
+                        reason = f"{_quoted(raw)} is not a finite number."
+                    else:
+                        reason = f"{value:g}{units[column]} is outside the plausible range {low:g} to {high:g}."
+                    raise DataError(f"Row {row_number}, column '{column}': {reason}") from None
             bmis.append(values["bmi"])
             targets.append(values["progression"])
     except csv.Error as exc:

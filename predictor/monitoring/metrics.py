@@ -19,19 +19,17 @@ import os
 import threading
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from django.conf import settings
+from django.db import Error as DBError
+from django.http import HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
-__all__ = [
-    "CONTENT_TYPE_LATEST",
-    "HTTP_ERRORS",
-    "HTTP_LATENCY",
-    "HTTP_REQUESTS",
-    "PREDICTIONS",
-    "record_predictions",
-    "render",
-]
+from predictor.monitoring import stats
+from predictor.registry import selectors
+
+__all__ = ["HTTP_ERRORS", "HTTP_LATENCY", "HTTP_REQUESTS", "render", "response"]
 
 # Latency buckets in seconds: a logged prediction takes about a millisecond; a 10,000-row batch or
 # the monitoring page can take a second or more.
@@ -53,16 +51,7 @@ HTTP_ERRORS = Counter(
     "HTTP responses with a 4xx or 5xx status, by status code and URL route pattern.",
     ["status", "route"],
 )
-PREDICTIONS = Counter(
-    "bmi_predictions_total",
-    "Predictions served and logged, by model version and channel (api, batch, web).",
-    ["model_version", "channel"],
-)
-
-
-def record_predictions(version: int, channel: str, count: int = 1) -> None:
-    """Count ``count`` logged predictions; called by the serving path after the log write."""
-    PREDICTIONS.labels(str(version), str(channel)).inc(count)
+# The predictions counter (bmi_predictions_total) is the serving path's: predictor/predictions/metrics.py.
 
 
 class ModelQualityCollector:
@@ -75,8 +64,6 @@ class ModelQualityCollector:
         self._families: list = []
 
     def collect(self):
-        from django.conf import settings
-
         ttl = settings.PREDICTOR_METRICS_CACHE_SECONDS if self._cache_seconds is None else self._cache_seconds
         with self._lock:
             now = time.monotonic()
@@ -87,11 +74,6 @@ class ModelQualityCollector:
         yield from families
 
     def _compute(self) -> list:
-        from django.db import Error as DBError
-
-        from predictor import selectors
-        from predictor.monitoring import stats
-
         active = GaugeMetricFamily(
             "bmi_model_active_version", "Version number of the active model (0 when none is active)."
         )
@@ -153,8 +135,6 @@ def render() -> bytes:
     """The exposition text for a scrape: every worker's counters plus the model gauges."""
     global _registered
     if multiprocess_enabled():
-        from prometheus_client import multiprocess
-
         # A fresh registry per scrape: the collector reads all workers' files each time.
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -165,3 +145,7 @@ def render() -> bytes:
             REGISTRY.register(_quality_collector)
             _registered = True
     return generate_latest(REGISTRY)
+
+
+def response() -> HttpResponse:
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -3,14 +3,9 @@ answers authorized scrapes of ``/metrics`` before host validation."""
 
 from __future__ import annotations
 
-import functools
-import hmac
-import ipaddress
 import time
 
-from django.conf import settings
-from django.http import HttpResponse
-
+from predictor.access import scraper_authorized
 from predictor.monitoring import metrics
 from predictor.monitoring.metrics import HTTP_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
 
@@ -45,29 +40,6 @@ class PrometheusMiddleware:
 METRICS_PATHS = ("/metrics", "/metrics/")
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(allowed: tuple[str, ...]) -> tuple:
-    # settings.py has validated every entry at start-up; strict=False accepts "10.0.0.7/24" as the /24.
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed)
-
-
-def scrape_authorized(request) -> bool:
-    """A scraper, not a person: the bearer token (``PREDICTOR_METRICS_TOKEN``) or an allowed address."""
-    token = settings.PREDICTOR_METRICS_TOKEN
-    if token:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return True
-    allowed = settings.PREDICTOR_METRICS_ALLOWED_IPS
-    if allowed:
-        try:
-            address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-        except ValueError:
-            return False
-        return any(address in network for network in _networks(tuple(allowed)))
-    return False
-
-
 class MetricsScrapeMiddleware:
     """Answers an authorized Prometheus scrape of ``/metrics`` before host validation and the HTTPS redirect.
 
@@ -83,6 +55,6 @@ class MetricsScrapeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path in METRICS_PATHS and request.method in ("GET", "HEAD") and scrape_authorized(request):
-            return HttpResponse(metrics.render(), content_type=metrics.CONTENT_TYPE_LATEST)
+        if request.path in METRICS_PATHS and request.method in ("GET", "HEAD") and scraper_authorized(request):
+            return metrics.response()
         return self.get_response(request)

@@ -4,10 +4,9 @@ Every figure is an aggregate query (COUNT, SUM, a filtered COUNT per BMI bin), s
 with the rows PostgreSQL scans, never with rows shipped to Python: a version with millions of
 logged predictions costs two scans (see docs/monitoring.md for measured times).
 
-A version's predictions are its single ones (``PredictionLog``, outcomes ``Outcome``) and the items
-of its batches (``PredictionBatch`` arrays, outcomes ``BatchOutcome``). Each figure adds a batch
-part, read in SQL from the arrays (``unnest`` and ``predictions[position + 1]`` on PostgreSQL,
-``json_each`` and ``json_extract`` on SQLite), to the singles part.
+A version's predictions are the items of its log entries (one for a single prediction, many for
+a batch), read in SQL from the entries' arrays: ``unnest(bmi)`` for the served BMIs,
+``predictions[position + 1]`` for the prediction an outcome observes.
 
 Live R² uses sums, not a second pass over the rows, of the outcomes shifted by a constant
 ``c`` (``OUTCOME_SHIFT``; a shift leaves the spread unchanged)::
@@ -32,24 +31,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import chain
 
-from django.db import NotSupportedError, connection
-from django.db.models import (
-    BooleanField,
-    Count,
-    Exists,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    Func,
-    OuterRef,
-    Q,
-    Sum,
-    Value,
-)
+from django.conf import settings
+from django.db import connection
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Sum, Value
 from django.db.models.functions import Abs, TruncDate
 from django.utils import timezone
 
-from predictor.models import BatchOutcome, ModelVersion, Outcome, PredictionBatch, PredictionLog
+from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
+from predictor.registry.models import ModelVersion
 
 # An empty bin would make ln(share) infinite; both shares are floored at this before the PSI sum.
 # 1e-4 is one row in ten thousand: small enough not to hide a real shift, large enough that one
@@ -146,31 +135,6 @@ def psi(served_fractions, training_fractions, *, epsilon: float = PSI_EPSILON) -
     return value
 
 
-class BatchItem(Func):
-    """Item ``position`` (from 0) of a batch's array field, e.g. the prediction a BatchOutcome observes.
-
-    PostgreSQL arrays count from 1, hence ``array[position + 1]``; on SQLite the array is JSON text.
-    """
-
-    arity = 2
-    output_field = FloatField()
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotSupportedError("Batch arrays are read on PostgreSQL and SQLite only.")
-
-    def _compile(self, compiler):
-        array, position = (compiler.compile(e) for e in self.get_source_expressions())
-        return array, position, (*array[1], *position[1])
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        array, position, params = self._compile(compiler)
-        return f"({array[0]})[{position[0]} + 1]", params
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        array, position, params = self._compile(compiler)
-        return f"json_extract({array[0]}, '$[' || {position[0]} || ']')", params
-
-
 def _bin_bounds(edges: list[float]) -> list[tuple[float | None, float | None]]:
     """(low, high) of each training bin, None where open. Bins match training
     (np.searchsorted(inner, bmi, 'right')): [inner[i-1], inner[i]); the first and last are
@@ -180,41 +144,21 @@ def _bin_bounds(edges: list[float]) -> list[tuple[float | None, float | None]]:
     return [(inner[i - 1] if i > 0 else None, inner[i] if i < n_bins - 1 else None) for i in range(n_bins)]
 
 
-def _served_singles(version: ModelVersion, bounds) -> tuple[int, list[int]]:
-    """Single predictions of ``version``: how many, and how many per bin (one scan of the log)."""
-    aggregates = {"n": Count("id")}
-    for i, (low, high) in enumerate(bounds):
-        condition = Q()
-        if low is not None:
-            condition &= Q(bmi__gte=low)
-        if high is not None:
-            condition &= Q(bmi__lt=high)
-        aggregates[f"bin{i}"] = Count("id", filter=condition) if condition else Count("id")
-    row = PredictionLog.objects.filter(model_version_id=version.version).aggregate(**aggregates)
-    return row["n"], [row[f"bin{i}"] for i in range(len(bounds))]
-
-
-def _served_in_batches(version: ModelVersion, bounds) -> tuple[int, list[int]]:
-    """Batch items of ``version``: how many, and how many per bin (one scan of the unnested BMIs)."""
-    if connection.vendor == "postgresql":
-        items, bmi = "CROSS JOIN LATERAL unnest(batch.bmi) AS item(bmi)", "item.bmi"
-    elif connection.vendor == "sqlite":
-        items, bmi = "CROSS JOIN json_each(batch.bmi) AS item", "item.value"
-    else:
-        raise NotSupportedError("Batch arrays are read on PostgreSQL and SQLite only.")
+def _served(version: ModelVersion, bounds) -> tuple[int, list[int]]:
+    """Predictions of ``version``: how many, and how many per bin (one scan of the unnested BMIs)."""
     columns, params = ["COUNT(*)"], []
     for low, high in bounds:
         conditions = []
         if low is not None:
-            conditions.append(f"{bmi} >= %s")
+            conditions.append("item.bmi >= %s")
             params.append(low)
         if high is not None:
-            conditions.append(f"{bmi} < %s")
+            conditions.append("item.bmi < %s")
             params.append(high)
         columns.append(f"COUNT(*) FILTER (WHERE {' AND '.join(conditions)})" if conditions else "COUNT(*)")
     sql = (
-        f"SELECT {', '.join(columns)} FROM {PredictionBatch._meta.db_table} AS batch {items} "  # noqa: S608
-        "WHERE batch.model_version_id = %s"
+        f"SELECT {', '.join(columns)} FROM {PredictionLog._meta.db_table} AS log "  # noqa: S608
+        "CROSS JOIN LATERAL unnest(log.bmi) AS item(bmi) WHERE log.model_version_id = %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, version.version])
@@ -235,40 +179,25 @@ def _outcome_sums(observed: str, predicted) -> dict:
     }
 
 
-# The prediction a BatchOutcome observes, read from its batch's array.
-_BATCH_PREDICTED = BatchItem("batch__predictions", "position")
-
-
-def _added(*rows: dict) -> dict:
-    """Aggregate rows summed key by key; SUM over no rows is NULL, counted as 0."""
-    return {key: sum(row[key] or 0 for row in rows) for key in rows[0]}
+# The prediction an outcome observes, read from its entry's array.
+_PREDICTED = ArrayItem("log__predictions", "position")
 
 
 def version_quality(version: ModelVersion) -> VersionQuality:
-    """Traffic, live R²/MAE and PSI of ``version``: four aggregate queries, two for singles, two for batches."""
+    """Traffic, live R²/MAE and PSI of ``version``: two aggregate queries."""
     histogram = version.training_bmi_histogram or {}
     edges = [float(e) for e in histogram.get("edges", [])]
     training_fractions = [float(f) for f in histogram.get("fractions", [])]
     usable_histogram = len(edges) >= 2 and len(training_fractions) == len(edges) - 1
     bounds = _bin_bounds(edges) if usable_histogram else []
 
-    # Served BMIs, counted overall and per bin: the log's rows plus the batches' items.
-    n_singles, single_counts = _served_singles(version, bounds)
-    n_batched, batch_counts = _served_in_batches(version, bounds)
-    n_predictions = n_singles + n_batched
-    served_counts = [a + b for a, b in zip(single_counts, batch_counts, strict=True)]
-
+    n_predictions, served_counts = _served(version, bounds)
     # Observed outcomes, each against the prediction it observes.
-    sums = _added(
-        Outcome.objects.filter(prediction__model_version_id=version.version).aggregate(
-            **_outcome_sums("observed", F("prediction__prediction"))
-        ),
-        BatchOutcome.objects.filter(batch__model_version_id=version.version).aggregate(
-            **_outcome_sums("observed", _BATCH_PREDICTED)
-        ),
+    sums = Outcome.objects.filter(log__model_version_id=version.version).aggregate(
+        **_outcome_sums("observed", _PREDICTED)
     )
     n_outcomes = sums["outcomes"]
-    r2 = r2_from_sums(n_outcomes, sums["total"], sums["total_sq"], sums["ss_res"])
+    r2 = r2_from_sums(n_outcomes, sums["total"] or 0.0, sums["total_sq"] or 0.0, sums["ss_res"] or 0.0)
     mae = sums["abs_res"] / n_outcomes if n_outcomes else None
 
     drift = None
@@ -290,35 +219,26 @@ def version_quality(version: ModelVersion) -> VersionQuality:
 def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
     """Per UTC day over the last ``days`` days: predictions, outcomes, R² that day and cumulative.
 
-    Outcomes are attributed to the day of the prediction they observe (a batch item's day is its
-    batch's), so the cumulative R² at a day is the quality of everything the version predicted up to then.
+    Outcomes are attributed to the day of the prediction they observe, so the cumulative R² at a day
+    is the quality of everything the version predicted up to then.
     """
     since = timezone.now() - timedelta(days=days)
-    # Singles: one scan of the log, outcomes LEFT JOINed: measured 1.6 s instead of 3.9 s for two
-    # queries on 3 million rows (docs/monitoring.md).
-    singles = (
+    # Predictions and outcomes per day apart: a join would repeat an entry's size once per outcome.
+    served = (
         PredictionLog.objects.filter(model_version_id=version.version, created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(predictions=Count("id"), **_outcome_sums("outcome__observed", F("prediction")))
-    )
-    # Batches: their sizes per day, and apart their outcomes (a join would repeat a batch's size
-    # once per outcome).
-    batches = (
-        PredictionBatch.objects.filter(model_version_id=version.version, created_at__gte=since)
         .annotate(day=TruncDate("created_at"))
         .values("day")
         .annotate(predictions=Sum("size"))
     )
-    batch_outcomes = (
-        BatchOutcome.objects.filter(batch__model_version_id=version.version, batch__created_at__gte=since)
-        .annotate(day=TruncDate("batch__created_at"))
+    observed = (
+        Outcome.objects.filter(log__model_version_id=version.version, log__created_at__gte=since)
+        .annotate(day=TruncDate("log__created_at"))
         .values("day")
-        .annotate(**_outcome_sums("observed", _BATCH_PREDICTED))
+        .annotate(**_outcome_sums("observed", _PREDICTED))
     )
     # A missing figure (no outcomes that day, say) reads as 0 from a Counter; NULL sums are left out.
     by_day: defaultdict[date, Counter] = defaultdict(Counter)
-    for row in chain(singles, batches, batch_outcomes):
+    for row in chain(served, observed):
         day = row.pop("day")
         by_day[day].update({key: value for key, value in row.items() if value is not None})
 
@@ -344,16 +264,15 @@ def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
 
 
 def monitored_versions(*, limit: int = 5) -> list[ModelVersion]:
-    """The active version first, then the newest versions that served (singles or batches): at most ``limit``.
+    """The active version first, then the newest versions that served: at most ``limit``.
 
     After a rollback the active version is older than the ones it replaced, so it is picked out
     first rather than left to the "newest" cut.
     """
-    served_singles = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
-    served_batches = Exists(PredictionBatch.objects.filter(model_version_id=OuterRef("pk")))
+    served = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
     is_active = Q(status=ModelVersion.Status.ACTIVE)
     return list(
-        ModelVersion.objects.filter(is_active | Q(served_singles) | Q(served_batches))
+        ModelVersion.objects.filter(is_active | Q(served))
         .defer("training_sample", "loss_curve")
         # ACTIVE sorts first by the boolean; Q() in order_by needs an expression wrapper.
         .order_by(ExpressionWrapper(is_active, output_field=BooleanField()).desc(), "-version")[:limit]
@@ -393,8 +312,6 @@ def version_health(
     ``min_predictions`` predictions were served. Fewer are noise, not evidence, and are not judged.
     Pass ``quality`` when it is already computed, to save its queries.
     """
-    from django.conf import settings
-
     threshold = settings.PREDICTOR_PROMOTION_THRESHOLD if threshold is None else float(threshold)
     min_outcomes = settings.PREDICTOR_MONITOR_MIN_OUTCOMES if min_outcomes is None else min_outcomes
     min_predictions = settings.PREDICTOR_MONITOR_MIN_PREDICTIONS if min_predictions is None else min_predictions

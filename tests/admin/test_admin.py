@@ -1,7 +1,5 @@
 """The admin: read-only registry and logs, promote/retire actions through the services, no N+1."""
 
-import uuid
-
 import pytest
 from django.contrib import messages
 from django.contrib.admin.sites import site
@@ -10,11 +8,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from predictor import services, serving
-from predictor.admin import BATCH_PREVIEW
-from predictor.models import BatchOutcome, ModelVersion, Outcome, PredictionBatch, PredictionLog, PromotionEvent
+from predictor.admin import VALUES_PREVIEW
+from predictor.models import ModelVersion, Outcome, PredictionLog, PromotionEvent
+from predictor.predictions import serving
+from predictor.registry import services
 
-MODELS = [ModelVersion, PromotionEvent, PredictionLog, Outcome, PredictionBatch, BatchOutcome]
+MODELS = [ModelVersion, PromotionEvent, PredictionLog, Outcome]
 CHANGELIST = "admin:predictor_modelversion_changelist"
 
 
@@ -45,8 +44,8 @@ def registry(train_version):
 
 @pytest.fixture
 def logs(registry):
-    """Predictions on two versions, half of them with an observed outcome; and n // 2 batches of
-    three predictions, each with an outcome for its second item."""
+    """n single predictions (web form) on two versions, half of them with an observed outcome; and
+    n // 2 batches of three predictions, each with an outcome for its second item."""
 
     def _make(n: int):
         for i in range(n):
@@ -54,12 +53,12 @@ def logs(registry):
                 # Switch to the other passing version, so the logs span two versions.
                 idle = ModelVersion.objects.get(pk__in=[v.version for v in registry[:2]], status="candidate")
                 services.model_version_promote(version=idle.version, actor_name="test")
-            log = serving.predict_one(20.0 + i % 20, channel="web")
+            single = serving.predict([20.0 + i % 20], channel="web")
             if i % 2 == 0:
-                Outcome.objects.create(prediction_id=log.log_id, observed=150.0 + i)
+                Outcome.objects.create(log_id=single.log_id, observed=150.0 + i)
             else:
-                batch = serving.predict_batch([20.0 + i % 20, 25.0, 30.0])
-                BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=140.0 + i)
+                batch = serving.predict([20.0 + i % 20, 25.0, 30.0], channel="batch")
+                Outcome.objects.create(log_id=batch.log_id, position=1, observed=140.0 + i)
 
     return _make
 
@@ -200,7 +199,7 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, logs, mode
     logs(4)
     few = _queries(admin_client, url)
     logs(40)
-    assert PredictionLog.objects.count() == 44
+    assert PredictionLog.objects.count() == 44 + 22  # single predictions and batches
     # Same page, ten times the rows: no query per row.
     with django_assert_max_num_queries(few):
         assert admin_client.get(url).status_code == 200
@@ -208,32 +207,39 @@ def test_changelist_query_count_does_not_grow_with_rows(admin_client, logs, mode
 
 def test_prediction_log_changelist_stays_within_a_fixed_query_budget(admin_client, logs, django_assert_max_num_queries):
     logs(60)
-    # Session, user, version filter choices, count, the page (logs joined to versions and outcomes),
+    # Session, user, version filter choices, count, the page (entries with their first values),
     # and the date hierarchy's two: seven, whatever the number of rows.
     with django_assert_max_num_queries(7):
         response = admin_client.get(changelist_url(PredictionLog))
     assert response.status_code == 200
-    assert len(response.context["cl"].result_list) == 60
+    assert len(response.context["cl"].result_list) == 90  # 60 single predictions and 30 batches
 
 
-def test_prediction_log_list_does_not_load_the_versions_training_data(admin_client, logs):
+def test_prediction_log_list_loads_neither_the_versions_training_data_nor_whole_arrays(admin_client, logs):
     logs(4)
     with CaptureQueriesContext(connection) as captured:
-        admin_client.get(changelist_url(PredictionLog))
+        response = admin_client.get(changelist_url(PredictionLog))
     [page_query] = [q["sql"] for q in captured if q["sql"].startswith('SELECT "predictor_predictionlog"."id"')]
     assert "training_sample" not in page_query
-    assert "predictor_outcome" in page_query
+    assert "predictor_modelversion" not in page_query  # the version link needs only the id on the row
+    rows = response.context["cl"].result_list
+    # A batch's arrays hold up to 160 kB: a list reads each entry's first values in SQL instead.
+    assert all({"bmi", "predictions"} <= row.get_deferred_fields() for row in rows)
+    logged = PredictionLog.objects.values_list("pk", "bmi", "predictions")
+    assert {row.pk: (row.bmi_0, row.prediction_0) for row in rows} == {pk: (b[0], p[0]) for pk, b, p in logged}
 
 
 @pytest.mark.parametrize(
     ("model", "term"),
     [
-        (PredictionLog, "not-a-uuid"),
+        (PredictionLog, "not-a-number"),
+        (PredictionLog, str(2**70)),  # beyond the id column's range
+        (PredictionLog, "-1"),
         (ModelVersion, "abc"),
         (PromotionEvent, "x"),
         (Outcome, "y"),
-        (PredictionBatch, "not-a-uuid"),
-        (BatchOutcome, "12"),
+        (Outcome, str(2**70)),
+        (Outcome, "12"),
     ],
 )
 def test_search_with_any_text_does_not_fail(admin_client, logs, model, term):
@@ -249,93 +255,103 @@ def test_prediction_log_filters_by_version(admin_client, logs, registry):
     assert rows and {row.model_version_id for row in rows} == {registry[0].version}
 
 
-# --- Batches ------------------------------------------------------------------------------------------
+# --- The prediction log's entries: single predictions and batches ------------------------------
 
 
-def _batch_url(batch_id) -> str:
-    return reverse("admin:predictor_predictionbatch_change", args=[batch_id])
+def _entry_url(log_id) -> str:
+    return reverse("admin:predictor_predictionlog_change", args=[log_id])
 
 
-def test_batch_list_shows_id_time_version_and_size_not_the_values(admin_client, registry):
-    batch = serving.predict_batch([22.0, 27.4, 31.5])
-    with CaptureQueriesContext(connection) as captured:
-        response = admin_client.get(changelist_url(PredictionBatch))
+def test_prediction_log_filters_by_channel(admin_client, logs):
+    logs(4)
+    for channel, size in [("web", 1), ("batch", 3)]:
+        response = admin_client.get(changelist_url(PredictionLog), {"channel__exact": channel})
+        assert response.status_code == 200
+        rows = response.context["cl"].result_list
+        assert rows and {(row.channel, row.size) for row in rows} == {(channel, size)}
+
+
+def test_list_shows_id_time_version_channel_size_and_the_first_values(admin_client, registry):
+    single = serving.predict([27.4], channel="api")
+    batch = serving.predict([22.0, 27.4, 31.5], channel="batch")
+    response = admin_client.get(changelist_url(PredictionLog))
     assert response.status_code == 200
-    [row] = response.context["cl"].result_list
-    assert row.pk == batch.batch_id
+    assert [row.pk for row in response.context["cl"].result_list] == [batch.log_id, single.log_id]  # newest first
     html = response.content.decode()
-    assert str(batch.batch_id) in html
     assert f">v{registry[0].version}</a>" in html
-    [page_query] = [q["sql"] for q in captured if q["sql"].startswith('SELECT "predictor_predictionbatch"."id"')]
-    assert '"size"' in page_query
-    assert '"bmi"' not in page_query and '"predictions"' not in page_query
+    assert f"{single.predictions[0]:.1f}</td>" in html  # a single prediction: its value, no ellipsis
+    assert "22 …</td>" in html and f"{batch.predictions[0]:.1f} …</td>" in html  # a batch: its first, and more
+    assert "31.5" not in html  # a batch's other values are on its page, not in the list
 
 
-def test_batch_list_filters_by_version(admin_client, logs, registry):
-    logs(8)  # batches on both passing versions
+def test_log_filters_by_version_on_both_kinds_of_entry(admin_client, logs, registry):
+    logs(8)  # single predictions and batches on both passing versions
     for version in registry[:2]:
-        response = admin_client.get(changelist_url(PredictionBatch), {"model_version": str(version.version)})
+        response = admin_client.get(changelist_url(PredictionLog), {"model_version": str(version.version)})
         assert response.status_code == 200
         rows = response.context["cl"].result_list
         assert rows and {row.model_version_id for row in rows} == {version.version}
+        assert {row.channel for row in rows} == {"web", "batch"}
 
 
-@pytest.mark.parametrize("spelling", [str, lambda u: str(u).upper(), lambda u: f"  {u.hex} "])
-def test_batch_search_finds_exactly_the_batch_by_its_id(admin_client, registry, spelling):
-    wanted = serving.predict_batch([22.0]).batch_id
-    serving.predict_batch([23.0])
+@pytest.mark.parametrize("spelling", [str, lambda i: f"  {i} "])
+@pytest.mark.parametrize("channel", ["api", "batch"])
+def test_search_finds_exactly_the_entry_by_its_id(admin_client, registry, spelling, channel):
+    wanted = serving.predict([22.0], channel=channel).log_id
+    serving.predict([23.0], channel=channel)
 
-    response = admin_client.get(changelist_url(PredictionBatch), {"q": spelling(wanted)})
+    response = admin_client.get(changelist_url(PredictionLog), {"q": spelling(wanted)})
 
     assert response.status_code == 200
     assert [row.pk for row in response.context["cl"].result_list] == [wanted]
 
 
-def test_batch_search_for_an_unknown_id_or_other_text_finds_nothing(admin_client, registry):
-    serving.predict_batch([22.0])
-    for term in (str(uuid.uuid4()), "22.0", "batch"):
-        response = admin_client.get(changelist_url(PredictionBatch), {"q": term})
+def test_search_for_an_unknown_id_or_other_text_finds_nothing(admin_client, registry):
+    known = serving.predict([22.0, 23.0], channel="batch").log_id
+    for term in (str(known + 1000), str(2**70), "22.0", "batch"):
+        response = admin_client.get(changelist_url(PredictionLog), {"q": term})
         assert response.status_code == 200
         assert list(response.context["cl"].result_list) == [], term
-
-
-def test_prediction_log_is_no_longer_searched_by_batch_id(admin_client, logs):
-    logs(2)
-    batch_id = PredictionBatch.objects.get().pk
-    response = admin_client.get(changelist_url(PredictionLog), {"q": str(batch_id)})
-    assert response.status_code == 200
-    assert list(response.context["cl"].result_list) == []
 
 
 def test_page_of_a_full_batch_shows_a_summary_and_the_first_values_not_all_of_them(admin_client, registry, settings):
     size = settings.PREDICTOR_BATCH_MAX
     bmis = [18.0 + (i % 300) / 10 for i in range(size)]
-    result = serving.predict_batch(bmis)
+    result = serving.predict(bmis, channel="batch")
 
-    response = admin_client.get(_batch_url(result.batch_id))
+    response = admin_client.get(_entry_url(result.log_id))
 
     assert response.status_code == 200
     html = response.content.decode()
     assert 'name="_save"' not in html
-    assert f"{BATCH_PREVIEW} of {size}" in html
+    assert f"{VALUES_PREVIEW} of {size}" in html
+    assert f"GET /api/v1/predictions/{result.log_id}" in html  # where all of them are
     assert f"min 18, mean {sum(bmis) / size:g}, max 47.9 kg/m²" in html
     # The first values, item by item; not the ten thousand (the whole page stays small).
     assert f"<td>0</td><td>18</td><td>{result.predictions[0]:.2f}</td>" in html
-    assert f"<td>{BATCH_PREVIEW - 1}</td>" in html
-    assert f"<td>{BATCH_PREVIEW}</td>" not in html
-    assert html.count("<tr>") < BATCH_PREVIEW + 10
+    assert f"<td>{VALUES_PREVIEW - 1}</td>" in html
+    assert f"<td>{VALUES_PREVIEW}</td>" not in html
+    assert html.count("<tr>") < VALUES_PREVIEW + 10
     assert len(response.content) < 100_000
 
 
-def test_batch_page_links_to_its_outcomes(admin_client, registry):
-    batch = serving.predict_batch([22.0, 27.4, 31.5])
-    other = serving.predict_batch([25.0])
-    BatchOutcome.objects.create(batch_id=batch.batch_id, position=0, observed=120.0)
-    BatchOutcome.objects.create(batch_id=batch.batch_id, position=2, observed=180.0)
-    BatchOutcome.objects.create(batch_id=other.batch_id, position=0, observed=99.0)
+def test_page_of_a_single_prediction_shows_its_value(admin_client, registry):
+    result = serving.predict([27.4], channel="web")
+    html = admin_client.get(_entry_url(result.log_id)).content.decode()
+    assert "1 of 1" in html
+    assert f"<td>0</td><td>27.4</td><td>{result.predictions[0]:.2f}</td>" in html
+    assert "0 of 1" in html  # observed outcomes: none yet
 
-    html = admin_client.get(_batch_url(batch.batch_id)).content.decode()
-    outcomes_url = f"{changelist_url(BatchOutcome)}?q={batch.batch_id}"
+
+def test_entry_page_links_to_its_outcomes(admin_client, registry):
+    batch = serving.predict([22.0, 27.4, 31.5], channel="batch")
+    other = serving.predict([25.0], channel="api")
+    Outcome.objects.create(log_id=batch.log_id, position=0, observed=120.0)
+    Outcome.objects.create(log_id=batch.log_id, position=2, observed=180.0)
+    Outcome.objects.create(log_id=other.log_id, observed=99.0)
+
+    html = admin_client.get(_entry_url(batch.log_id)).content.decode()
+    outcomes_url = f"{changelist_url(Outcome)}?q={batch.log_id}"
     assert f'<a href="{outcomes_url}">2 of 3</a>' in html
 
     response = admin_client.get(outcomes_url)
@@ -344,55 +360,87 @@ def test_batch_page_links_to_its_outcomes(admin_client, registry):
 
 
 def test_a_log_reader_without_the_outcome_permission_sees_the_count_without_a_dead_link(client, staff_user, registry):
-    batch = serving.predict_batch([22.0, 27.4, 31.5])
-    BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=150.0)
-    assert not staff_user.has_perm("predictor.view_batchoutcome")
+    batch = serving.predict([22.0, 27.4, 31.5], channel="batch")
+    Outcome.objects.create(log_id=batch.log_id, position=1, observed=150.0)
+    assert not staff_user.has_perm("predictor.view_outcome")
     client.force_login(staff_user)
 
-    html = client.get(_batch_url(batch.batch_id)).content.decode()
+    html = client.get(_entry_url(batch.log_id)).content.decode()
 
     assert "1 of 3" in html
-    assert changelist_url(BatchOutcome) not in html
-    assert client.get(changelist_url(BatchOutcome)).status_code == 403
+    assert changelist_url(Outcome) not in html
+    assert client.get(changelist_url(Outcome)).status_code == 403
 
 
-def test_batch_outcome_page_shows_the_item_it_observes(admin_client, registry):
-    batch = serving.predict_batch([22.0, 27.4, 31.5])
-    outcome = BatchOutcome.objects.create(batch_id=batch.batch_id, position=1, observed=160.0)
+@pytest.mark.parametrize("channel", ["api", "batch"])
+def test_outcome_page_shows_the_prediction_it_observes(admin_client, registry, channel):
+    bmis = [22.0, 27.4, 31.5] if channel == "batch" else [27.4]
+    position = 1 if channel == "batch" else 0
+    result = serving.predict(bmis, channel=channel)
+    outcome = Outcome.objects.create(log_id=result.log_id, position=position, observed=160.0)
 
-    response = admin_client.get(reverse("admin:predictor_batchoutcome_change", args=[outcome.pk]))
+    response = admin_client.get(reverse("admin:predictor_outcome_change", args=[outcome.pk]))
 
     assert response.status_code == 200
     html = response.content.decode()
     assert 'name="_save"' not in html
-    assert _batch_url(batch.batch_id) in html
-    assert "27.4" in html and f"{batch.predictions[1]:.1f}" in html
+    assert _entry_url(result.log_id) in html
+    assert "27.4" in html and f"{result.predictions[position]:.1f}" in html
+    assert f">v{registry[0].version}</a>" in html
 
 
-def test_batches_cannot_be_changed_or_deleted_from_the_admin(admin_client, registry):
-    batch = serving.predict_batch([22.0, 27.4])
-    BatchOutcome.objects.create(batch_id=batch.batch_id, position=0, observed=120.0)
-    before = PredictionBatch.objects.values().get(pk=batch.batch_id)
+def test_outcome_list_shows_each_outcome_beside_the_prediction_it_observes(admin_client, registry):
+    batch = serving.predict([22.0, 27.4, 31.5], channel="batch")
+    Outcome.objects.create(log_id=batch.log_id, position=2, observed=180.0)
+    response = admin_client.get(changelist_url(Outcome))
+    assert response.status_code == 200
+    [row] = response.context["cl"].result_list
+    assert (row.position, row.predicted_value) == (2, batch.predictions[2])
+    html = response.content.decode()
+    assert f">#{batch.log_id}</a>" in html and f"{batch.predictions[2]:.1f}" in html
 
-    admin_client.post(_batch_url(batch.batch_id), {"size": "1", "bmi": "[40.0]", "predictions": "[1.0]"})
-    delete_url = reverse("admin:predictor_predictionbatch_delete", args=[batch.batch_id])
+
+def test_outcome_list_query_count_does_not_grow_with_rows(admin_client, logs, django_assert_max_num_queries):
+    logs(4)
+    few = _queries(admin_client, changelist_url(Outcome))
+    logs(40)
+    with django_assert_max_num_queries(few):
+        response = admin_client.get(changelist_url(Outcome))
+    assert len(response.context["cl"].result_list) == Outcome.objects.count()
+
+
+def test_entries_and_outcomes_cannot_be_changed_or_deleted_from_the_admin(admin_client, registry):
+    batch = serving.predict([22.0, 27.4], channel="batch")
+    Outcome.objects.create(log_id=batch.log_id, position=0, observed=120.0)
+    before = PredictionLog.objects.values().get(pk=batch.log_id)
+    outcome_before = Outcome.objects.values().get()
+
+    admin_client.post(_entry_url(batch.log_id), {"size": "1", "bmi": "40.0", "predictions": "1.0"})
+    delete_url = reverse("admin:predictor_predictionlog_delete", args=[batch.log_id])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
-    bulk_delete = {"action": "delete_selected", "_selected_action": [str(batch.batch_id)], "post": "yes"}
-    admin_client.post(changelist_url(PredictionBatch), bulk_delete)
-    outcome_delete = reverse("admin:predictor_batchoutcome_delete", args=[BatchOutcome.objects.get().pk])
+    bulk_delete = {"action": "delete_selected", "_selected_action": [str(batch.log_id)], "post": "yes"}
+    admin_client.post(changelist_url(PredictionLog), bulk_delete)
+    outcome = Outcome.objects.get()
+    admin_client.post(reverse("admin:predictor_outcome_change", args=[outcome.pk]), {"observed": "1"})
+    outcome_delete = reverse("admin:predictor_outcome_delete", args=[outcome.pk])
     assert admin_client.post(outcome_delete, {"post": "yes"}).status_code == 403
 
-    assert PredictionBatch.objects.values().get(pk=batch.batch_id) == before
-    assert BatchOutcome.objects.count() == 1
+    assert PredictionLog.objects.values().get(pk=batch.log_id) == before
+    assert Outcome.objects.values().get() == outcome_before
 
 
 def test_whoever_reads_the_prediction_log_reads_its_batches(client, staff_user, view_only_staff, registry):
-    # As in the API: predictor.view_predictionlog opens batches too (staff_user has no batch permission).
-    batch = serving.predict_batch([22.0])
-    assert not staff_user.has_perm("predictor.view_predictionbatch")
+    # As in the API: predictor.view_predictionlog opens single predictions and batches alike.
+    batch = serving.predict([22.0], channel="batch")
+    assert staff_user.has_perm("predictor.view_predictionlog")
     client.force_login(staff_user)
-    assert client.get(changelist_url(PredictionBatch)).status_code == 200
-    assert client.get(_batch_url(batch.batch_id)).status_code == 200
+    assert client.get(changelist_url(PredictionLog)).status_code == 200
+    assert client.get(_entry_url(batch.log_id)).status_code == 200
     client.force_login(view_only_staff)
-    assert client.get(changelist_url(PredictionBatch)).status_code == 403
-    assert client.get(_batch_url(batch.batch_id)).status_code == 403
+    assert client.get(changelist_url(PredictionLog)).status_code == 403
+    assert client.get(_entry_url(batch.log_id)).status_code == 403
+
+
+def test_the_removed_batch_admins_are_gone(admin_client):
+    assert admin_client.get("/admin/predictor/predictionbatch/").status_code == 404
+    assert admin_client.get("/admin/predictor/batchoutcome/").status_code == 404

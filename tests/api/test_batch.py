@@ -1,11 +1,10 @@
 """POST /api/v1/predict/batch: order, logging, limits and all-or-nothing."""
 
-import uuid
-
 import pytest
+from django.db import connection, transaction
 from django.test import override_settings
 
-from predictor.models import PredictionBatch, PredictionLog
+from predictor.models import PredictionLog
 
 URL = "/api/v1/predict/batch"
 pytestmark = pytest.mark.django_db
@@ -23,11 +22,23 @@ def test_batch_returns_predictions_in_input_order_and_logs_each_once(api, active
     expected = [active_version.slope * b + active_version.intercept for b in bmis]
     assert body["predictions"] == pytest.approx(expected)
     assert body["bmi_unit"] == "kg/m²"
-    batch = PredictionBatch.objects.get()
-    assert batch.pk == uuid.UUID(body["batch_id"])
-    assert (batch.model_version_id, batch.size, batch.bmi) == (active_version.version, 5, bmis)
+    # One log entry for the whole batch, its id the batch_id: an integer, as a prediction_id is.
+    batch = PredictionLog.objects.get()
+    assert isinstance(body["batch_id"], int) and not isinstance(body["batch_id"], bool)
+    assert batch.pk == body["batch_id"]
+    assert (batch.channel, batch.model_version_id, batch.size, batch.bmi) == ("batch", active_version.version, 5, bmis)
     assert batch.predictions == body["predictions"]  # what was returned is what was logged, bit for bit
-    assert not PredictionLog.objects.exists()  # single predictions only
+
+
+def test_each_batch_is_its_own_entry_with_a_new_id(api, active_version):
+    first = api.post(URL, {"bmi": [27.4]}, format="json").json()
+    single = api.post("/api/v1/predict", {"bmi": 27.4}, format="json").json()
+    second = api.post(URL, {"bmi": [27.4, 30.0]}, format="json").json()
+
+    # Batches and single predictions draw their ids from one sequence: an id names one entry.
+    assert first["batch_id"] < single["prediction_id"] < second["batch_id"]
+    channels = dict(PredictionLog.objects.values_list("pk", "channel"))
+    assert channels == {first["batch_id"]: "batch", single["prediction_id"]: "api", second["batch_id"]: "batch"}
 
 
 def test_batch_of_the_maximum_size_is_accepted(api, active_version, settings):
@@ -36,7 +47,8 @@ def test_batch_of_the_maximum_size_is_accepted(api, active_version, settings):
 
     assert response.status_code == 200
     assert response.json()["count"] == 10_000
-    assert PredictionBatch.objects.get().size == 10_000
+    batch = PredictionLog.objects.get()
+    assert (batch.size, len(batch.bmi), len(batch.predictions)) == (10_000, 10_000, 10_000)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +73,7 @@ def test_bad_batch_is_a_400_naming_the_item_and_logs_nothing(api, active_version
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == message
-    assert not PredictionBatch.objects.exists()
+    assert not PredictionLog.objects.exists()
 
 
 def test_one_bad_value_in_a_large_batch_writes_nothing(api, active_version):
@@ -72,7 +84,7 @@ def test_one_bad_value_in_a_large_batch_writes_nothing(api, active_version):
 
     assert response.status_code == 400
     assert response.json()["error"]["fields"] == {"bmi": {"4321": ["Must be between 10 and 80 kg/m²."]}}
-    assert not PredictionBatch.objects.exists()
+    assert not PredictionLog.objects.exists()
 
 
 def test_batch_over_the_limit_is_a_400(api, active_version, settings):
@@ -81,7 +93,7 @@ def test_batch_over_the_limit_is_a_400(api, active_version, settings):
 
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "bmi: Must contain at most 100 values; got 101. Split the batch."
-    assert not PredictionBatch.objects.exists()
+    assert not PredictionLog.objects.exists()
 
 
 def test_many_bad_values_are_listed_up_to_ten(api, active_version):
@@ -97,7 +109,7 @@ def test_oversize_batch_body_is_a_413(api, active_version):
     response = api.post(URL, {"bmi": [27.4] * 1000}, format="json")
 
     assert response.status_code == 413
-    assert not PredictionBatch.objects.exists()
+    assert not PredictionLog.objects.exists()
 
 
 def test_batch_with_no_active_model_is_a_503(api, db):
@@ -105,3 +117,18 @@ def test_batch_with_no_active_model_is_a_503(api, db):
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "no_active_model"
+    assert not PredictionLog.objects.exists()
+
+
+def test_database_error_while_logging_a_batch_is_a_503_and_returns_no_predictions(api, active_version):
+    savepoint = transaction.savepoint()
+    with connection.cursor() as cursor:
+        # What a failover to a read-only replica looks like: every write fails.
+        cursor.execute("SET LOCAL transaction_read_only = on")
+    response = api.post(URL, {"bmi": [27.4, 30.0]}, format="json")
+    transaction.savepoint_rollback(savepoint)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "prediction_log_unavailable"
+    assert "predictions" not in response.json()
+    assert not PredictionLog.objects.exists()

@@ -7,9 +7,9 @@ from django.core.management import CommandError, call_command
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import override_settings
 
-from predictor import services
 from predictor.ml.data import load_diabetes_bmi
 from predictor.models import ModelVersion, PromotionEvent
+from predictor.registry import services
 
 pytestmark = pytest.mark.django_db
 
@@ -329,8 +329,10 @@ def test_rollback_below_the_gate_in_force_is_a_409_over_the_api_and_fails_the_co
 
     response = staff_token_client.post("/api/v1/models/rollback", {}, format="json")
     assert response.status_code == 409
-    assert "does not exceed the current threshold 0.5" in response.json()["error"]["message"]
-    with pytest.raises(CommandError, match=r"current threshold 0\.5"):
+    message = response.json()["error"]["message"]
+    assert message.startswith(f"Cannot roll back to version {first.version}: ")
+    assert "does not exceed the current threshold 0.5" in message
+    with pytest.raises(CommandError, match=r"does not exceed the current threshold 0\.5"):
         call_command("rollback", stdout=StringIO())
     assert ModelVersion.objects.get(version=first.version).status == "candidate"
 

@@ -21,9 +21,10 @@ API_PATHS = {
     "/api/v1/models/train": {"post"},
     "/api/v1/models/{version}/promote": {"post"},
     "/api/v1/models/rollback": {"post"},
+    "/api/v1/models/{version}/monitoring": {"get"},
     "/api/v1/predictions": {"get"},
-    "/api/v1/batches": {"get"},
-    "/api/v1/batches/{batch_id}": {"get"},
+    "/api/v1/predictions/{prediction_id}": {"get"},
+    "/api/v1/predictions/{prediction_id}/outcome": {"post"},
 }
 
 
@@ -39,6 +40,8 @@ def test_schema_is_valid_openapi_3_with_every_endpoint(schema):
     assert schema["openapi"].startswith("3.")
     for path, methods in API_PATHS.items():
         assert methods <= set(schema["paths"][path]), path
+    # Nothing documented that no longer exists (the batch log had endpoints of its own).
+    assert set(schema["paths"]) == set(API_PATHS)
 
 
 def test_schema_is_also_served_as_yaml(api):
@@ -57,10 +60,13 @@ def test_schema_is_also_served_as_yaml(api):
         ("/api/v1/models/rollback", "post", {"200", "401", "403", "409"}),
         ("/api/v1/models/train", "post", {"201", "400", "401", "403"}),
         ("/api/v1/predictions", "get", {"200", "400", "401", "403"}),
-        ("/api/v1/batches", "get", {"200", "400", "401", "403"}),
-        ("/api/v1/predictions/{prediction_id}/outcome", "post", {"201", "400", "409", "413", "503"}),
+        ("/api/v1/predictions/{prediction_id}", "get", {"200", "401", "403", "404"}),
+        (
+            "/api/v1/predictions/{prediction_id}/outcome",
+            "post",
+            {"201", "400", "401", "403", "404", "409", "413", "503"},
+        ),
         ("/api/v1/models/{version}/monitoring", "get", {"200", "404", "503"}),
-        ("/api/v1/batches/{batch_id}", "get", {"200", "401", "403", "404"}),
     ],
 )
 def test_schema_documents_the_error_responses_with_the_error_body(schema, path, method, codes):
@@ -82,58 +88,59 @@ def test_schema_states_the_bmi_range_and_batch_limit(schema, settings):
     assert batch["maxItems"] == settings.PREDICTOR_BATCH_MAX
 
 
-def test_prediction_log_documents_single_predictions_only(schema):
+LOG_ENTRY_FIELDS = {"id", "created_at", "model_version", "channel", "count", "bmi", "predictions"}
+
+
+def _ref(container) -> str:
+    return container["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+
+
+def test_prediction_log_documents_its_filters_and_entries_with_both_arrays(schema):
     operation = schema["paths"]["/api/v1/predictions"]["get"]
+    components = schema["components"]["schemas"]
     parameters = {p["name"]: p for p in operation["parameters"]}
 
-    assert "batch_id" not in parameters
-    assert parameters["channel"]["schema"]["enum"] == ["api", "web"]
-    assert "batch_id" not in schema["components"]["schemas"]["PredictionLog"]["properties"]
-
-
-def test_batch_list_documents_its_filters_and_items_without_the_values(schema):
-    operation = schema["paths"]["/api/v1/batches"]["get"]
-    components = schema["components"]["schemas"]
-
-    assert {"version", "since", "until", "cursor", "page_size"} <= {p["name"] for p in operation["parameters"]}
-    page = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    # Single predictions and batches are one log: channel names all three, and no batch_id filter.
+    assert set(parameters) == {"version", "channel", "since", "until", "cursor", "page_size"}
+    assert parameters["channel"]["schema"]["enum"] == ["api", "web", "batch"]
+    # No internal text (a base class's or a mixin's docstring) leaks into the documentation.
+    assert "description" not in operation
+    page = _ref(operation["responses"]["200"])
     item = components[page]["properties"]["results"]["items"]["$ref"].split("/")[-1]
-    assert set(components[item]["properties"]) == {"batch_id", "created_at", "model_version", "count"}
-
-
-def test_the_log_lists_document_only_their_own_filters_and_no_internal_text(schema):
-    # A shared base view once leaked the prediction log's channel filter, and its docstring, into
-    # the batch list's documentation.
-    batches = schema["paths"]["/api/v1/batches"]["get"]
-    predictions = schema["paths"]["/api/v1/predictions"]["get"]
-    assert {p["name"] for p in batches["parameters"]} == {"version", "since", "until", "cursor", "page_size"}
-    assert {p["name"] for p in predictions["parameters"]} == {
-        "version",
-        "channel",
-        "since",
-        "until",
-        "cursor",
-        "page_size",
-    }
-    assert "description" not in batches and "description" not in predictions
-
-
-def test_batch_detail_documents_the_uuid_and_both_arrays(schema):
-    operation = schema["paths"]["/api/v1/batches/{batch_id}"]["get"]
-    [parameter] = operation["parameters"]
-    body = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
-    properties = schema["components"]["schemas"][body]["properties"]
-
-    assert (parameter["in"], parameter["schema"]["format"]) == ("path", "uuid")
-    assert set(properties) == {"batch_id", "created_at", "model_version", "count", "bmi", "predictions"}
+    properties = components[item]["properties"]
+    assert set(properties) == LOG_ENTRY_FIELDS
     for name in ("bmi", "predictions"):
         assert properties[name]["type"] == "array" and properties[name]["items"]["type"] == "number"
     assert {} not in operation["security"]  # staff only, never anonymous
 
 
-def test_batch_response_points_at_the_logged_batch(schema):
+def test_prediction_detail_documents_the_integer_id_and_both_arrays(schema):
+    operation = schema["paths"]["/api/v1/predictions/{prediction_id}"]["get"]
+    [parameter] = operation["parameters"]
+    properties = schema["components"]["schemas"][_ref(operation["responses"]["200"])]["properties"]
+
+    assert (parameter["in"], parameter["schema"]["type"], parameter["schema"]["format"]) == ("path", "integer", "int64")
+    assert "batch_id" in parameter["description"]  # a batch is read back by the id it was answered with
+    assert set(properties) == LOG_ENTRY_FIELDS
+    for name in ("bmi", "predictions"):
+        assert properties[name]["type"] == "array" and properties[name]["items"]["type"] == "number"
+    assert {} not in operation["security"]  # staff only, never anonymous
+
+
+def test_batch_response_points_at_the_logged_entry_and_the_outcome_position(schema):
     batch_id = schema["components"]["schemas"]["BatchOutput"]["properties"]["batch_id"]
-    assert "/api/v1/batches/{batch_id}" in batch_id["description"]
+    assert batch_id["type"] == "integer"
+    assert "/api/v1/predictions/{batch_id}" in batch_id["description"]
+    assert "position" in batch_id["description"]
+
+
+def test_outcome_request_documents_the_optional_position(schema):
+    operation = schema["paths"]["/api/v1/predictions/{prediction_id}/outcome"]["post"]
+    body = schema["components"]["schemas"][_ref(operation["requestBody"])]
+
+    assert body["required"] == ["observed"]
+    assert (body["properties"]["position"]["type"], body["properties"]["position"]["minimum"]) == ("integer", 0)
+    assert {} not in operation["security"]  # signed-in accounts only
 
 
 def test_prediction_endpoints_allow_anonymous_calls_in_the_schema(schema):
@@ -169,7 +176,7 @@ def test_docs_with_a_trailing_slash_redirects_to_the_docs(api):
     assert response.status_code == 302 and response["Location"] == "/docs"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/predictions", "/api/v1/batches", "/api/v1/models"])
+@pytest.mark.parametrize("path", ["/api/v1/predictions", "/api/v1/models"])
 def test_page_size_bounds_are_in_the_schema(schema, path):
     (page_size,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "page_size"]
     assert (page_size["schema"]["minimum"], page_size["schema"]["maximum"]) == (1, 1000)

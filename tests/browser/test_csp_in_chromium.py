@@ -67,15 +67,17 @@ def monitored(active_version):
     rows = PredictionLog.objects.bulk_create(
         PredictionLog(
             model_version=active_version,
-            bmi=float(b),
-            prediction=active_version.slope * float(b) + active_version.intercept,
             channel="api",
+            size=1,
+            bmi=[float(b)],
+            predictions=[active_version.slope * float(b) + active_version.intercept],
         )
         for b in bmis
     )
     PredictionLog.objects.filter(pk__in=[r.pk for r in rows[:40]]).update(created_at=timezone.now() - timedelta(days=1))
     Outcome.objects.bulk_create(
-        Outcome(prediction=row, observed=float(row.prediction + rng.normal(0, 50)), source="test") for row in rows[:60]
+        Outcome(log=row, position=0, observed=float(row.predictions[0] + rng.normal(0, 50)), source="test")
+        for row in rows[:60]
     )
     return active_version
 

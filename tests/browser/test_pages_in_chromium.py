@@ -173,8 +173,8 @@ def test_predict_page_in_chromium(browser, live_server, active_version, label, v
         watch.assert_clean()
     finally:
         watch.close()
-    logs = list(PredictionLog.objects.values_list("bmi", "channel", "model_version_id"))
-    assert logs == [(27.5, "web", active_version.version)]
+    logs = list(PredictionLog.objects.values_list("bmi", "channel", "size", "model_version_id"))
+    assert logs == [([27.5], "web", 1, active_version.version)]
 
 
 @pytest.mark.parametrize(("label", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from predictor.models import ModelVersion, PromotionEvent
+from tests.deploy.test_gunicorn import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -147,19 +148,22 @@ def test_bootstrap_trains_only_when_nothing_is_active():
     assert ModelVersion.objects.count() == 1
 
 
-def test_a_failing_gate_exits_non_zero_in_a_shell(tmp_path):
-    # A pipeline sees the exit status, not the exception: check it in a real process.
+@pytest.mark.django_db(transaction=True)  # the commands run in another process: nothing may stay uncommitted
+def test_a_failing_gate_exits_non_zero_in_a_shell():
+    # A pipeline sees the exit status, not the exception: check it in a real process, on the
+    # test database (migrated by pytest-django; emptied again after the test).
     env = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "bmiproject.settings_test",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'gate.sqlite3'}",
+        "DATABASE_URL": database_url(),
     }
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     failed = subprocess.run(
         [sys.executable, "manage.py", "train", "--threshold", "0.9"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert failed.returncode == 1
     assert "does not exceed the threshold 0.9" in failed.stderr
+    assert ModelVersion.objects.get().status == "rejected"  # stored, but never served
     passed = subprocess.run([sys.executable, "manage.py", "train"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert passed.returncode == 0, passed.stderr
     assert "promoted" in passed.stdout
+    assert list(ModelVersion.objects.order_by("version").values_list("status", flat=True)) == ["rejected", "active"]

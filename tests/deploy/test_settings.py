@@ -143,3 +143,18 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable, value, message
 def test_start_up_refuses_without_secret_key():
     result = run([sys.executable, "manage.py", "check"], production_env(SECRET_KEY=None))
     assert result.returncode != 0 and "SECRET_KEY is not set" in result.stderr
+
+
+def test_without_database_url_the_settings_never_fall_back_to_sqlite():
+    # SQLite support is gone (the log's arrays and constraints are PostgreSQL's): a start without
+    # DATABASE_URL must either refuse, naming it, or use PostgreSQL, never a db.sqlite3 that cannot migrate.
+    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "bmiproject.settings", "DEBUG": "1"}
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['ENGINE'])"
+    )
+    result = run([sys.executable, "-c", code], env)
+    if result.returncode != 0:
+        assert "ImproperlyConfigured" in result.stderr and "DATABASE_URL" in result.stderr, result.stderr
+    else:
+        assert result.stdout.strip() == "django.db.backends.postgresql"

@@ -1,4 +1,4 @@
-"""Fixtures for the monitoring tests: logged predictions and batches written straight to their tables."""
+"""Fixtures for the monitoring tests: prediction-log entries and outcomes written straight to their tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from predictor.models import BatchOutcome, Outcome, PredictionBatch, PredictionLog
+from predictor.models import Outcome, PredictionLog
 
 
 @pytest.fixture(autouse=True)
@@ -21,69 +21,70 @@ def _static_without_manifest(settings):
     }
 
 
+def _entry(version, bmis, channel: str) -> PredictionLog:
+    bmis = [float(b) for b in bmis]
+    return PredictionLog(
+        model_version=version,
+        channel=channel,
+        size=len(bmis),
+        bmi=bmis,
+        predictions=[version.slope * b + version.intercept for b in bmis],
+    )
+
+
+def _backdate(entries: list[PredictionLog], days_ago: int) -> None:
+    if days_ago:
+        when = timezone.now() - timedelta(days=days_ago)
+        PredictionLog.objects.filter(pk__in=[e.pk for e in entries]).update(created_at=when)
+    for entry in entries:
+        entry.refresh_from_db()
+
+
 @pytest.fixture
 def log_predictions(db):
-    """``log_predictions(version, bmis, days_ago=0)``: log one prediction per BMI, as served by ``version``."""
+    """``log_predictions(version, bmis, days_ago=0)``: one single-prediction entry (size 1) per BMI."""
 
     def _log(version, bmis, *, days_ago: int = 0, channel: str = "api") -> list[PredictionLog]:
-        when = timezone.now() - timedelta(days=days_ago)
-        rows = PredictionLog.objects.bulk_create(
-            PredictionLog(
-                model_version=version,
-                bmi=float(b),
-                prediction=version.slope * float(b) + version.intercept,
-                channel=channel,
-            )
-            for b in bmis
-        )
-        if days_ago:
-            PredictionLog.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=when)
-        for row in rows:
-            row.refresh_from_db()
-        return rows
+        entries = PredictionLog.objects.bulk_create(_entry(version, [b], channel) for b in bmis)
+        _backdate(entries, days_ago)
+        return entries
+
+    return _log
+
+
+@pytest.fixture
+def log_batch(db):
+    """``log_batch(version, bmis, days_ago=0)``: one batch entry of ``len(bmis)`` predictions."""
+
+    def _log(version, bmis, *, days_ago: int = 0) -> PredictionLog:
+        entry = _entry(version, bmis, PredictionLog.Channel.BATCH)
+        entry.save()
+        _backdate([entry], days_ago)
+        return entry
 
     return _log
 
 
 @pytest.fixture
 def record_outcomes(db):
-    """``record_outcomes(rows, observed)``: one Outcome per logged row."""
+    """``record_outcomes(entries, observed)``: one Outcome per single-prediction entry (position 0)."""
 
-    def _record(rows, observed) -> None:
+    def _record(entries, observed) -> None:
         Outcome.objects.bulk_create(
-            Outcome(prediction=row, observed=float(o), source="test") for row, o in zip(rows, observed, strict=True)
+            Outcome(log=entry, position=0, observed=float(o), source="test")
+            for entry, o in zip(entries, observed, strict=True)
         )
 
     return _record
 
 
 @pytest.fixture
-def log_batch(db):
-    """``log_batch(version, bmis, days_ago=0)``: log one batch of predictions, as served by ``version``."""
-
-    def _log(version, bmis, *, days_ago: int = 0) -> PredictionBatch:
-        bmis = [float(b) for b in bmis]
-        batch = PredictionBatch.objects.create(
-            model_version=version,
-            size=len(bmis),
-            bmi=bmis,
-            predictions=[version.slope * b + version.intercept for b in bmis],
-        )
-        if days_ago:
-            PredictionBatch.objects.filter(pk=batch.pk).update(created_at=timezone.now() - timedelta(days=days_ago))
-        batch.refresh_from_db()
-        return batch
-
-    return _log
-
-
-@pytest.fixture
 def record_batch_outcomes(db):
-    """``record_batch_outcomes(batch, {position: observed})``: one BatchOutcome per item given."""
+    """``record_batch_outcomes(entry, {position: observed})``: one Outcome per batch item given."""
 
-    def _record(batch, observed_at: dict[int, float]) -> None:
-        BatchOutcome.objects.bulk_create(
-            BatchOutcome(batch=batch, position=position, observed=float(o), source="test")
+    def _record(entry, observed_at: dict[int, float]) -> None:
+        Outcome.objects.bulk_create(
+            Outcome(log=entry, position=position, observed=float(o), source="test")
             for position, o in observed_at.items()
         )
 

@@ -25,7 +25,7 @@ def test_no_active_version_is_an_alert(db):
 def test_healthy_version_exits_zero_with_a_summary(active_version, log_predictions, record_outcomes, diabetes):
     rows = log_predictions(active_version, diabetes.X_train[:200])  # the training population: no drift
     noise = np.random.default_rng(4).normal(0, 15, len(rows))
-    record_outcomes(rows, [r.prediction + e for r, e in zip(rows, noise, strict=True)])  # live R² well above 0.4
+    record_outcomes(rows, [r.predictions[0] + e for r, e in zip(rows, noise, strict=True)])  # live R² well above 0.4
     output = check(min_outcomes=30, min_predictions=100)
     assert f"Version {active_version.version}: 200 predictions, 200 outcomes" in output
     assert "is healthy" in output

@@ -1,8 +1,10 @@
-"""manage.py import_outcomes FILE (single predictions or batch items): every bad row reported, all or nothing."""
+"""manage.py import_outcomes FILE (single predictions and batch items): every bad row reported, all or nothing.
+
+The header is 'prediction_id,observed', with a 'position' column (from 0) for items of batches.
+"""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from io import StringIO
 
@@ -13,9 +15,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from predictor.models import BatchOutcome, Outcome, PredictionBatch, PredictionLog
-from predictor.monitoring import services
-from predictor.services import prediction_logs_prune
+from predictor.models import Outcome, PredictionLog
+from predictor.predictions import services
+from predictor.predictions.services import predictions_prune
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def test_numbers_with_underscores_are_typos_not_numbers(tmp_path, rows):
 
 
 def test_every_kind_of_bad_row_is_reported(tmp_path, rows):
-    Outcome.objects.create(prediction=rows[3], observed=90.0, source="api")
+    Outcome.objects.create(log=rows[3], observed=90.0, source="api")
     unknown = max(r.pk for r in rows) + 100
     text = (
         "observed,prediction_id\n"  # columns in any order
@@ -84,16 +86,18 @@ def test_every_kind_of_bad_row_is_reported(tmp_path, rows):
         "Row 8: column 'prediction_id': 'x' is not a prediction id (a positive integer); "
         "column 'observed': nan is not a finite number.",
     ]
-    assert list(Outcome.objects.values_list("pk", flat=True)) == [rows[3].pk]
+    assert list(Outcome.objects.values_list("log_id", "observed")) == [(rows[3].pk, 90.0)]
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("", "the file is empty"),
-        ("id,value\n1,2\n", "missing column 'prediction_id', 'observed'"),
+        ("id,value\n1,2\n", "missing column 'prediction_id', 'observed'; expected 'prediction_id,observed' or "),
+        ("position,observed\n0,2\n", "missing column 'prediction_id'"),
         ("prediction_id,observed\n", "no data rows"),
         ("prediction_id,observed,observed\n1,2,3\n", "column 'observed' appears more than once"),
+        ("prediction_id,position,position,observed\n1,0,0,3\n", "column 'position' appears more than once"),
     ],
 )
 def test_unusable_files_are_refused(tmp_path, rows, text, message):
@@ -143,56 +147,78 @@ def committed_rows(transactional_db, train_version, log_predictions):
     return log_predictions(train_version(promote=True), [22.0, 26.0])
 
 
-@pytest.mark.postgres
-def test_a_prediction_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_rows, monkeypatch):
+@pytest.fixture
+def committed_batch(transactional_db, train_version, log_batch):
+    return log_batch(train_version(promote=True), [22.0, 26.0])
+
+
+def _single_file(entries) -> str:
+    return "prediction_id,observed\n" + "".join(f"{e.pk},120\n" for e in entries)
+
+
+def _batch_file(entry) -> str:
+    return f"prediction_id,position,observed\n{entry.pk},0,120\n{entry.pk},1,130\n"
+
+
+def _victim_and_file(kind: str, rows, batch) -> tuple[int, str]:
+    """The entry a concurrent delete goes for, and a file with outcomes for it: single predictions or a batch."""
+    return (rows[0].pk, _single_file(rows)) if kind == "single" else (batch.pk, _batch_file(batch))
+
+
+@pytest.mark.parametrize("kind", ["single", "batch"])
+def test_an_entry_deleted_during_the_import_is_a_clear_command_error(
+    tmp_path, committed_rows, committed_batch, monkeypatch, kind
+):
     # The deletion lands after the lookup, as a prune without the lock would; the foreign key then
     # fails at COMMIT, outside any inner handler.
-    victim = committed_rows[0].pk
-    original = services._existing
+    victim, text = _victim_and_file(kind, committed_rows, committed_batch)
+    original = services._locked_sizes
 
-    def existing_then_deleted(model, ids, **kwargs):
-        found = original(model, ids, **kwargs)
-        if model is PredictionLog:
-            PredictionLog.objects.filter(pk=victim).delete()
+    def sizes_then_deleted(ids):
+        found = original(ids)
+        PredictionLog.objects.filter(pk=victim).delete()
         return found
 
-    monkeypatch.setattr(services, "_existing", existing_then_deleted)
-    path = write(tmp_path, "prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
+    monkeypatch.setattr(services, "_locked_sizes", sizes_then_deleted)
     err = StringIO()
     with pytest.raises(CommandError, match="nothing was imported"):
-        call_command("import_outcomes", path, stdout=StringIO(), stderr=err)
-    assert "deleted while the import ran" in err.getvalue()
+        call_command("import_outcomes", write(tmp_path, text), stdout=StringIO(), stderr=err)
+    assert "A prediction in the file was deleted while the import ran" in err.getvalue()
     assert not Outcome.objects.exists()
+    assert PredictionLog.objects.filter(pk=victim).exists()  # the whole import, the delete too, rolled back
 
 
-@pytest.mark.postgres
-def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, committed_rows, monkeypatch):
-    original = services._existing
+@pytest.mark.parametrize("kind", ["single", "batch"])
+def test_the_import_locks_its_entries_against_a_concurrent_delete(
+    tmp_path, committed_rows, committed_batch, monkeypatch, kind
+):
+    victim, text = _victim_and_file(kind, committed_rows, committed_batch)
+    original = services._locked_sizes
     blocked = []
 
-    def existing_then_try_to_delete(model, ids, **kwargs):
-        found = original(model, ids, **kwargs)
-        deleting = "DELETE FROM predictor_predictionlog WHERE id = %s"
-        if model is PredictionLog and not _delete_elsewhere(deleting, [committed_rows[0].pk]):
+    def sizes_then_try_to_delete(ids):
+        found = original(ids)
+        if not _delete_elsewhere("DELETE FROM predictor_predictionlog WHERE id = %s", [victim]):
             blocked.append(True)
         return found
 
-    monkeypatch.setattr(services, "_existing", existing_then_try_to_delete)
-    path = write(tmp_path, "prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
-    call_command("import_outcomes", path, stdout=StringIO())
+    monkeypatch.setattr(services, "_locked_sizes", sizes_then_try_to_delete)
+    call_command("import_outcomes", write(tmp_path, text), stdout=StringIO())
     assert blocked == [True], "a concurrent DELETE was not held off by the import's row locks"
     assert Outcome.objects.count() == 2
 
 
-@pytest.mark.postgres
-def test_prune_deletes_imported_outcomes_with_their_predictions(committed_rows):
+def test_prune_deletes_imported_outcomes_with_their_entries(committed_rows, committed_batch):
     PredictionLog.objects.update(created_at=timezone.now() - timedelta(days=400))
-    services.outcomes_import(source="prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
-    assert prediction_logs_prune(older_than_days=365).predictions == 2
+    services.outcomes_import(source=_single_file(committed_rows))
+    services.outcomes_import(source=_batch_file(committed_batch))
+    assert Outcome.objects.count() == 4
+    assert predictions_prune(older_than_days=365) == 3  # two single predictions and one batch
     assert not Outcome.objects.exists()
+    assert not PredictionLog.objects.exists()
 
 
-# --- Batch items: header 'batch_id,position,observed' ---
+# --- Batch items: the same file, with a 'position' column ---
 
 
 @pytest.fixture
@@ -203,117 +229,89 @@ def batches(active_version, log_batch):
 def test_clean_batch_file_imports_every_row(tmp_path, batches):
     first, second = batches
     text = (
-        "position,observed,batch_id\n"  # columns in any order
+        "position,observed,prediction_id\n"  # columns in any order
         f"0,100,{first.pk}\n"
         f"2,102,{first.pk}\n"
-        f"1,103,{str(second.pk).upper()}\n"
+        f"1,103,{second.pk}\n"
     )
     out = StringIO()
     call_command("import_outcomes", write(tmp_path, text), stdout=out)
     assert "Imported 3 outcome(s)" in out.getvalue()
-    assert sorted(BatchOutcome.objects.values_list("batch_id", "position", "observed")) == sorted(
+    assert sorted(Outcome.objects.values_list("log_id", "position", "observed")) == sorted(
         [(first.pk, 0, 100.0), (first.pk, 2, 102.0), (second.pk, 1, 103.0)]
     )
-    assert set(BatchOutcome.objects.values_list("source", flat=True)) == {"import"}
-    assert not Outcome.objects.exists()
+    assert set(Outcome.objects.values_list("source", flat=True)) == {"import"}
 
 
-def test_every_kind_of_bad_batch_row_is_reported_and_nothing_is_imported(tmp_path, batches):
+def test_one_file_may_hold_single_predictions_and_batch_items(tmp_path, rows, batches):
+    first, _ = batches
+    # A single prediction's position may be left empty or given as 0.
+    text = f"prediction_id,position,observed\n{rows[0].pk},,110\n{rows[1].pk},0,111\n{first.pk},1,112\n"
+    out = StringIO()
+    call_command("import_outcomes", write(tmp_path, text), stdout=out)
+    assert "Imported 3 outcome(s)" in out.getvalue()
+    assert sorted(Outcome.objects.values_list("log_id", "position", "observed")) == [
+        (rows[0].pk, 0, 110.0),
+        (rows[1].pk, 0, 111.0),
+        (first.pk, 1, 112.0),
+    ]
+
+
+def test_every_kind_of_bad_batch_row_is_reported_and_nothing_is_imported(tmp_path, rows, batches):
     first, second = batches
-    BatchOutcome.objects.create(batch=second, position=1, observed=90.0, source="api")
-    unknown = uuid.uuid4()
+    Outcome.objects.create(log=second, position=1, observed=90.0, source="api")
+    unknown = max(first.pk, second.pk, *(r.pk for r in rows)) + 100
     text = (
-        "batch_id,position,observed\n"
+        "prediction_id,position,observed\n"
         f"{first.pk},0,120\n"  # row 2: good
-        f"{unknown},0,130\n"  # row 3: unknown batch
+        f"{unknown},0,130\n"  # row 3: unknown entry
         f"{first.pk},3,125\n"  # row 4: past the end of a batch of 3
         f"{first.pk},0,140\n"  # row 5: repeated in the file
         f"{second.pk},1,150\n"  # row 6: already has an outcome
-        "not-a-uuid,-1,abc\n"  # row 7: no column usable
+        "not-a-number,-1,abc\n"  # row 7: no column usable
         f"{second.pk},x,2000\n"  # row 8: position and value bad
         f"{second.pk},0,135\n"  # row 9: good
+        f"{first.pk},1,136\n"  # row 10: good
+        f"{rows[0].pk},1,137\n"  # row 11: a single prediction has only position 0
+        f"{rows[1].pk},0,138\n"  # row 12: good
+        f"{rows[1].pk},,139\n"  # row 13: the same single prediction, position left out
     )
     err = StringIO()
-    with pytest.raises(CommandError, match="6 bad row"):
+    with pytest.raises(CommandError, match="8 bad row"):
         call_command("import_outcomes", write(tmp_path, text), stdout=StringIO(), stderr=err)
     assert err.getvalue().splitlines() == [
-        f"Row 3: batch {unknown} does not exist.",
-        f"Row 4: batch {first.pk} has no prediction at position 3 (it holds 3, at positions 0 to 2).",
-        f"Row 5: prediction 0 of batch {first.pk} is repeated (first on row 2).",
+        f"Row 3: prediction {unknown} does not exist.",
+        f"Row 4: prediction {first.pk} is a batch of 3: its positions are 0 to 2.",
+        f"Row 5: prediction {first.pk} position 0 is repeated (first on row 2).",
         f"Row 6: prediction 1 of batch {second.pk} already has an observed outcome.",
-        "Row 7: column 'batch_id': 'not-a-uuid' is not a batch id (a UUID); "
+        "Row 7: column 'prediction_id': 'not-a-number' is not a prediction id (a positive integer); "
         "column 'position': '-1' is not a position (an integer from 0); column 'observed': 'abc' is not a number.",
         "Row 8: column 'position': 'x' is not a position (an integer from 0); "
         "column 'observed': 2000 is outside the plausible range 0 to 1000.",
+        f"Row 11: prediction {rows[0].pk} is a single prediction: its only position is 0.",
+        f"Row 13: prediction {rows[1].pk} is repeated (first on row 12).",
     ]
-    assert list(BatchOutcome.objects.values_list("batch_id", "position", "observed")) == [(second.pk, 1, 90.0)]
+    assert list(Outcome.objects.values_list("log_id", "position", "observed")) == [(second.pk, 1, 90.0)]
 
 
-@pytest.mark.parametrize(
-    ("header", "message"),
-    [
-        ("prediction_id,batch_id,position,observed", "one kind of outcome per file"),
-        ("batch_id,observed", "missing column 'position'; expected 'batch_id,position,observed'"),
-        ("position,observed", "missing column 'batch_id'"),
-    ],
-)
-def test_mixed_or_incomplete_batch_headers_are_refused(tmp_path, batches, header, message):
-    text = f"{header}\n{batches[0].pk},0,120\n"
+def test_a_batch_item_without_its_position_is_reported_as_such_not_as_a_repeat(tmp_path, batches):
+    # Row 3 leaves out the position of an item of a batch of 2. It is not a repeat of row 2's
+    # position 0 (an empty position means 0 only for a single prediction); what it lacks is its position.
+    _, second = batches
+    text = f"prediction_id,position,observed\n{second.pk},0,135\n{second.pk},,136\n"
     err = StringIO()
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match="1 bad row"):
         call_command("import_outcomes", write(tmp_path, text), stdout=StringIO(), stderr=err)
-    assert message in err.getvalue()
-    assert not BatchOutcome.objects.exists()
+    assert err.getvalue().splitlines() == [
+        f"Row 3: prediction {second.pk} is a batch of 2: give the position (0 to 1) of the one observed.",
+    ]
     assert not Outcome.objects.exists()
 
 
-@pytest.fixture
-def committed_batch(transactional_db, train_version, log_batch):
-    return log_batch(train_version(promote=True), [22.0, 26.0])
-
-
-@pytest.mark.postgres
-def test_the_import_locks_its_batches_against_a_concurrent_delete(tmp_path, committed_batch, monkeypatch):
-    original = services._batch_sizes
-    blocked = []
-
-    def sizes_then_try_to_delete(batch_ids):
-        found = original(batch_ids)
-        if not _delete_elsewhere("DELETE FROM predictor_predictionbatch WHERE id = %s", [str(committed_batch.pk)]):
-            blocked.append(True)
-        return found
-
-    monkeypatch.setattr(services, "_batch_sizes", sizes_then_try_to_delete)
-    path = write(tmp_path, f"batch_id,position,observed\n{committed_batch.pk},0,120\n{committed_batch.pk},1,130\n")
-    call_command("import_outcomes", path, stdout=StringIO())
-    assert blocked == [True], "a concurrent DELETE was not held off by the import's row locks"
-    assert BatchOutcome.objects.count() == 2
-
-
-@pytest.mark.postgres
-def test_a_batch_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_batch, monkeypatch):
-    original = services._batch_sizes
-
-    def sizes_then_deleted(batch_ids):
-        found = original(batch_ids)
-        PredictionBatch.objects.filter(pk=committed_batch.pk).delete()
-        return found
-
-    monkeypatch.setattr(services, "_batch_sizes", sizes_then_deleted)
-    path = write(tmp_path, f"batch_id,position,observed\n{committed_batch.pk},0,120\n")
+def test_a_file_without_the_position_column_cannot_name_a_batch_item(tmp_path, batches):
+    first, _ = batches
     err = StringIO()
-    with pytest.raises(CommandError, match="nothing was imported"):
-        call_command("import_outcomes", path, stdout=StringIO(), stderr=err)
-    assert "A batch in the file was deleted while the import ran" in err.getvalue()
-    assert not BatchOutcome.objects.exists()
-
-
-@pytest.mark.postgres
-def test_prune_deletes_imported_batch_outcomes_with_their_batch(committed_batch):
-    PredictionBatch.objects.update(created_at=timezone.now() - timedelta(days=400))
-    services.outcomes_import(
-        source=f"batch_id,position,observed\n{committed_batch.pk},0,120\n{committed_batch.pk},1,130\n"
-    )
-    assert BatchOutcome.objects.count() == 2
-    assert prediction_logs_prune(older_than_days=365).batches == 1
-    assert not BatchOutcome.objects.exists()
+    with pytest.raises(CommandError, match="1 bad row"):
+        call_command("import_outcomes", write(tmp_path, f"prediction_id,observed\n{first.pk},120\n"), stderr=err)
+    assert f"Row 2: prediction {first.pk} is a batch of 3: give the position (0 to 2)" in err.getvalue()
+    assert not Outcome.objects.exists()

@@ -9,8 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 
-from predictor import serving
 from predictor.monitoring import metrics, stats
+from predictor.predictions import serving
 
 OUTCOME_ROUTE = "api/v1/predictions/<int:prediction_id>/outcome"
 
@@ -62,9 +62,9 @@ def test_served_predictions_are_counted_per_version_and_channel(active_version, 
     version = str(active_version.version)
     single = sample("bmi_predictions_total", model_version=version, channel="web")
     batch = sample("bmi_predictions_total", model_version=version, channel="batch")
-    serving.predict_one(27.0, channel="web")
+    serving.predict([27.0], channel="web")
     with django_capture_on_commit_callbacks(execute=True):
-        serving.predict_batch([20.0, 25.0, 30.0])
+        serving.predict([20.0, 25.0, 30.0], channel="batch")
     assert sample("bmi_predictions_total", model_version=version, channel="web") == single + 1
     assert sample("bmi_predictions_total", model_version=version, channel="batch") == batch + 3
 
@@ -72,7 +72,9 @@ def test_served_predictions_are_counted_per_version_and_channel(active_version, 
 def test_metrics_are_refused_to_anonymous_and_plain_users(client, plain_user):
     assert client.get("/metrics").status_code == 403
     client.force_login(plain_user)
-    assert client.get("/metrics").status_code == 403
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert "Only staff users may use /metrics." in response.content.decode()
 
 
 def test_metrics_open_to_staff(client, staff_user):
@@ -151,7 +153,10 @@ def test_metrics_refused_to_staff_without_the_log_permission(client, view_only_s
     client.force_login(view_only_staff)
     response = client.get("/metrics")
     assert response.status_code == 403
-    assert "predictor.view_predictionlog" in response.content.decode()
+    text = response.content.decode()
+    assert "predictor.view_predictionlog" in text
+    assert "Your account is staff but lacks" in text
+    assert "permission /metrics needs." in text
 
 
 TASK_IP_HOST = "10.0.3.17:8000"  # an ECS task's private address: never in ALLOWED_HOSTS

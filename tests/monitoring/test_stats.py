@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from predictor.monitoring import stats
-from predictor.monitoring.selectors import dataset_with_outcomes
+from predictor.predictions.selectors import dataset_with_outcomes
 
 
 def numpy_r2(observed, predicted) -> float:
@@ -29,7 +29,7 @@ def test_live_r2_and_mae_match_numpy(active_version, log_predictions, record_out
     rng = np.random.default_rng(7)
     bmis = rng.uniform(18, 42, 40)
     rows = log_predictions(active_version, bmis)
-    predicted = np.array([r.prediction for r in rows])
+    predicted = np.array([r.predictions[0] for r in rows])
     observed = np.clip(predicted + rng.normal(0, 40, len(rows)), 0, 1000)
     record_outcomes(rows[:30], observed[:30])  # ten predictions have no outcome yet
 
@@ -90,7 +90,7 @@ def test_r2_is_undefined_when_all_outcomes_are_equal(active_version, log_predict
     record_outcomes(rows, [150.0, 150.0, 150.0])
     quality = stats.version_quality(active_version)
     assert quality.r2 is None
-    assert quality.mae == pytest.approx(np.mean([abs(150 - r.prediction) for r in rows]))
+    assert quality.mae == pytest.approx(np.mean([abs(150 - r.predictions[0]) for r in rows]))
 
 
 def test_psi_epsilon_keeps_empty_bins_finite():
@@ -103,8 +103,8 @@ def test_daily_series_counts_per_day_and_accumulates_r2(active_version, log_pred
     rng = np.random.default_rng(11)
     old = log_predictions(active_version, rng.uniform(20, 35, 6), days_ago=2)
     new = log_predictions(active_version, rng.uniform(20, 35, 4), days_ago=0)
-    observed_old = [r.prediction + d for r, d in zip(old, [30, -20, 10, -40, 25, 5], strict=True)]
-    observed_new = [r.prediction + d for r, d in zip(new, [-60, 45, 15, -5], strict=True)]
+    observed_old = [r.predictions[0] + d for r, d in zip(old, [30, -20, 10, -40, 25, 5], strict=True)]
+    observed_new = [r.predictions[0] + d for r, d in zip(new, [-60, 45, 15, -5], strict=True)]
     record_outcomes(old, observed_old)
     record_outcomes(new, observed_new)
 
@@ -112,10 +112,10 @@ def test_daily_series_counts_per_day_and_accumulates_r2(active_version, log_pred
 
     assert [d.predictions for d in days] == [6, 4]
     assert [d.outcomes for d in days] == [6, 4]
-    assert days[0].r2 == pytest.approx(numpy_r2(observed_old, [r.prediction for r in old]))
+    assert days[0].r2 == pytest.approx(numpy_r2(observed_old, [r.predictions[0] for r in old]))
     assert days[0].r2_cumulative == pytest.approx(days[0].r2)
-    assert days[1].r2 == pytest.approx(numpy_r2(observed_new, [r.prediction for r in new]))
-    everything = numpy_r2(observed_old + observed_new, [r.prediction for r in old + new])
+    assert days[1].r2 == pytest.approx(numpy_r2(observed_new, [r.predictions[0] for r in new]))
+    everything = numpy_r2(observed_old + observed_new, [r.predictions[0] for r in old + new])
     assert days[1].r2_cumulative == pytest.approx(everything)
     assert days[1].r2_cumulative == pytest.approx(stats.version_quality(active_version).r2)
 
@@ -173,7 +173,7 @@ def test_dataset_with_outcomes_adds_the_pairs_to_training_rows_only(
     assert list(dataset.X_test) == list(diabetes.X_test)
 
 
-# --- Batches: one PredictionBatch row holds many predictions; item i is (bmi[i], predictions[i]) ---
+# --- Batches: one PredictionLog entry holds many predictions; item i is (bmi[i], predictions[i]) ---
 
 
 def predicted(version, bmis) -> np.ndarray:
@@ -345,17 +345,19 @@ def test_dataset_with_outcomes_adds_batch_items_by_their_position(
     active_version, log_predictions, log_batch, record_outcomes, record_batch_outcomes, diabetes, settings
 ):
     settings.PREDICTOR_BMI_MAX = 36.0  # narrowed since the predictions were served
-    record_outcomes(log_predictions(active_version, [25.0, 30.0]), [140.0, 180.0])
+    first = log_predictions(active_version, [25.0])
     older = log_batch(active_version, [21.0, 33.0, 38.0], days_ago=1)
+    second = log_predictions(active_version, [30.0])
     newer = log_batch(active_version, [27.0, 29.0])
     record_batch_outcomes(newer, {1: 170.0})
+    record_outcomes(second + first, [180.0, 140.0])
     record_batch_outcomes(older, {2: 200.0, 0: 120.0, 1: 160.0})  # BMI 38 is now out of range: left out
 
     dataset, n = dataset_with_outcomes(diabetes)
 
     assert n == 5
     assert dataset.name == "sklearn-diabetes-bmi+5 outcomes"
-    # Singles first, then batch items: older batch first, by position.
-    assert list(dataset.X_train[diabetes.n_train :]) == [25.0, 30.0, 21.0, 33.0, 29.0]
-    assert list(dataset.y_train[diabetes.n_train :]) == [140.0, 180.0, 120.0, 160.0, 170.0]
+    # In log order (entry id, then position), whatever order the outcomes were recorded in.
+    assert list(dataset.X_train[diabetes.n_train :]) == [25.0, 21.0, 33.0, 30.0, 29.0]
+    assert list(dataset.y_train[diabetes.n_train :]) == [140.0, 120.0, 160.0, 180.0, 170.0]
     assert list(dataset.X_test) == list(diabetes.X_test)

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from predictor import charts
+from predictor.web import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 SAMPLE = [[20.0, 100.0], [25.0, 150.0], [30.0, 210.0], [35.0, 240.0]]

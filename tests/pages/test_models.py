@@ -3,10 +3,11 @@
 import pytest
 from django.urls import reverse
 
-from predictor import services, views
-from predictor.charts import PRIVATE_DATA_NOTE
 from predictor.ml.data import Dataset, load_diabetes_bmi
 from predictor.models import ModelVersion
+from predictor.registry import services
+from predictor.web import views
+from predictor.web.charts import PRIVATE_DATA_NOTE
 
 LIST_URL = reverse("predictor:model-list")
 

@@ -60,9 +60,9 @@ def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_
     assert "this patient, BMI 27.5" in html
     log = PredictionLog.objects.get()
     assert log.channel == PredictionLog.Channel.WEB
-    assert log.bmi == 27.5
+    assert (log.size, log.bmi) == (1, [27.5])
     assert log.model_version_id == active_version.version
-    assert log.prediction == pytest.approx(expected)
+    assert log.predictions == [pytest.approx(expected)]
     # The reference a clinician quotes when recording the observed outcome.
     assert 'data-testid="prediction-id"' in html and f">#{log.pk}<" in html
 
@@ -170,9 +170,9 @@ def test_post_with_no_active_model_gives_a_503_page(client):
 
 def test_database_failure_while_logging_gives_a_503_page(client, active_version):
     def refuse_log_insert(execute, sql, params, many, context):
-        # The log write: a plain INSERT, or on PostgreSQL the prepared statement that holds it.
+        # The log write: a plain INSERT, or the prepared statement that holds it (serving's _log_single).
         if sql.startswith(
-            ("INSERT INTO predictor_predictionlog", "PREPARE predictor_log_one", "EXECUTE predictor_log_one")
+            ("INSERT INTO predictor_predictionlog", "PREPARE predictor_log_single", "EXECUTE predictor_log_single")
         ):
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)

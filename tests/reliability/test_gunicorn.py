@@ -17,7 +17,6 @@ import signal
 import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -26,11 +25,11 @@ import pytest
 from django.db import connections
 from django.db.models import Sum
 
-from predictor import services
-from predictor.models import ModelVersion, PredictionBatch, PredictionLog
+from predictor.models import ModelVersion, PredictionLog
+from predictor.registry import services
 from tests.deploy.test_gunicorn import collected_static, database_url, free_port, image_server  # noqa: F401
 
-pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # Benchmark-style settings without the benchmark: no throttling (one client sends thousands of
 # requests), plain HTTP on loopback, no worker recycling in the middle of a count.
@@ -90,8 +89,8 @@ class Results:
         return len(self.singles) + sum(b["count"] for b in self.batches)
 
 
-def _unique_bmi(rng: random.Random) -> float:
-    # Unique per request, so each response can be matched to its log row by the BMI alone.
+def _random_bmi(rng: random.Random) -> float:
+    # Responses are matched to their log entries by id (prediction_id, batch_id), not by BMI.
     return round(rng.uniform(15.0, 45.0), 9)
 
 
@@ -107,12 +106,12 @@ def _run_clients(url: str, *, threads: int, requests_each: int, batch_every: int
                     return
                 try:
                     if n % batch_every == batch_every - 1:
-                        bmis = [_unique_bmi(rng) for _ in range(rng.randint(*batch_size))]
+                        bmis = [_random_bmi(rng) for _ in range(rng.randint(*batch_size))]
                         status, body = client.request("POST", "/api/v1/predict/batch", {"bmi": bmis})
                         record = {**body, "bmi": bmis}
                         target = results.batches
                     else:
-                        bmi = _unique_bmi(rng)
+                        bmi = _random_bmi(rng)
                         status, body = client.request("POST", "/api/v1/predict", {"bmi": bmi})
                         record = body
                         target = results.singles
@@ -139,42 +138,41 @@ def _run_clients(url: str, *, threads: int, requests_each: int, batch_every: int
 
 
 def _logged_predictions() -> int:
-    """Predictions in the log: single-prediction rows plus the items of every batch row."""
-    return PredictionLog.objects.count() + (PredictionBatch.objects.aggregate(items=Sum("size"))["items"] or 0)
+    """Predictions in the log: the sizes of all its entries (1 per single prediction, n per batch)."""
+    return PredictionLog.objects.aggregate(items=Sum("size"))["items"] or 0
 
 
 def _versions() -> dict[int, ModelVersion]:
     return {v.version: v for v in ModelVersion.objects.all()}
 
 
-def _assert_every_row_matches_its_response(results: Results) -> None:
-    """Each logged row names the version that produced it, and each response matches its row."""
+def _assert_every_entry_matches_its_response(results: Results) -> None:
+    """Each log entry names the version that produced it, and each response matches its entry."""
     versions = _versions()
-    rows = list(PredictionLog.objects.values("bmi", "prediction", "model_version_id", "channel"))
-    by_bmi = {row["bmi"]: row for row in rows}
-    assert len(by_bmi) == len(rows), "BMIs are unique per request, so they identify rows"
-    for row in rows:
-        v = versions[row["model_version_id"]]
-        assert row["prediction"] == pytest.approx(v.slope * row["bmi"] + v.intercept, rel=1e-12), row
+    entries = {entry.pk: entry for entry in PredictionLog.objects.all()}
+    for entry in entries.values():
+        v = versions[entry.model_version_id]
+        expected = [v.slope * bmi + v.intercept for bmi in entry.bmi]
+        assert entry.predictions == pytest.approx(expected, rel=1e-12), entry
     for single in results.singles:
-        row = by_bmi[single["bmi"]]
-        assert (row["channel"], row["model_version_id"], row["prediction"]) == (
+        entry = entries[single["prediction_id"]]
+        assert (entry.channel, entry.model_version_id, entry.bmi, entry.predictions) == (
             "api",
             single["model_version"],
-            single["prediction"],
+            [single["bmi"]],
+            [single["prediction"]],
         )
-    batches = {batch.pk: batch for batch in PredictionBatch.objects.all()}
-    for batch in batches.values():
-        v = versions[batch.model_version_id]
-        expected = [v.slope * bmi + v.intercept for bmi in batch.bmi]
-        assert batch.predictions == pytest.approx(expected, rel=1e-12), batch
     for sent in results.batches:
-        logged = batches[uuid.UUID(sent["batch_id"])]
-        assert (logged.model_version_id, logged.bmi, logged.predictions) == (
+        entry = entries[sent["batch_id"]]
+        assert (entry.channel, entry.model_version_id, entry.bmi, entry.predictions) == (
+            "batch",
             sent["model_version"],
             sent["bmi"],
             sent["predictions"],
         )
+    # One entry per answered request, and no other.
+    answered = [s["prediction_id"] for s in results.singles] + [b["batch_id"] for b in results.batches]
+    assert sorted(answered) == sorted(entries)
 
 
 def test_load_through_gunicorn_has_no_errors_and_logs_every_prediction(
@@ -191,7 +189,7 @@ def test_load_through_gunicorn_has_no_errors_and_logs_every_prediction(
     assert results.statuses == {200: LOAD_REQUESTS}
     # Every prediction returned is in the log, and nothing else is.
     assert _logged_predictions() == results.predictions_returned()
-    _assert_every_row_matches_its_response(results)
+    _assert_every_entry_matches_its_response(results)
 
 
 def test_predictions_are_served_and_logged_correctly_while_versions_change(
@@ -200,7 +198,7 @@ def test_predictions_are_served_and_logged_correctly_while_versions_change(
     collected_static,  # noqa: F811
 ):
     versions = [train_version(promote=True, random_state=seed).version for seed in (0, 1, 2)]
-    # Different seeds give nearly equal lines; make them clearly different so a row logged against
+    # Different seeds give nearly equal lines; make them clearly different so an entry logged against
     # the wrong version cannot pass the slope check by accident.
     for offset, number in enumerate(versions):
         ModelVersion.objects.filter(version=number).update(intercept=100.0 * offset + 1.0)
@@ -239,7 +237,7 @@ def test_predictions_are_served_and_logged_correctly_while_versions_change(
     served = {s["model_version"] for s in results.singles} | {b["model_version"] for b in results.batches}
     assert len(served) >= 2, served
     assert _logged_predictions() == results.predictions_returned()
-    _assert_every_row_matches_its_response(results)
+    _assert_every_entry_matches_its_response(results)
     assert ModelVersion.objects.filter(status="active").count() == 1
 
 
@@ -275,7 +273,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_no_batch_is_half_logged(
             rng = random.Random(100 + index)
             client = Client(server.url)
             while not stop.is_set():
-                bmis = [_unique_bmi(rng) for _ in range(batch_size)]
+                bmis = [_random_bmi(rng) for _ in range(batch_size)]
                 sent.append(bmis)
                 try:
                     status, body = client.request("POST", "/api/v1/predict/batch", {"bmi": bmis})
@@ -316,16 +314,16 @@ def test_a_worker_killed_mid_batch_is_replaced_and_no_batch_is_half_logged(
         assert status == 200 and body["model_version"] == active_version.version
 
     assert set(lost) <= {"connection", 502}, lost  # only the killed worker's requests went missing
-    counts = dict(PredictionBatch.objects.values_list("id", "size"))
+    counts = dict(PredictionLog.objects.filter(channel="batch").values_list("id", "size"))
     print(f"batches sent {len(sent)}, answered {len(answered)}, logged {len(counts)}, lost {dict(lost)}")
     # All or nothing: every batch in the log is complete ...
     assert counts and set(counts.values()) == {batch_size}, Counter(counts.values())
     assert all(
         len(bmi) == len(predictions) == batch_size
-        for bmi, predictions in PredictionBatch.objects.values_list("bmi", "predictions")
+        for bmi, predictions in PredictionLog.objects.filter(channel="batch").values_list("bmi", "predictions")
     )
     # ... every answered batch is in it, and a batch whose answer was lost is complete or absent.
-    assert {uuid.UUID(b["batch_id"]) for b in answered} <= set(counts)
+    assert {b["batch_id"] for b in answered} <= set(counts)
     assert len(counts) - len(answered) <= sum(lost.values())
 
 

@@ -3,8 +3,8 @@
 The estimator and the CSV loader either return a correct, finite result or raise ``ValueError``
 (``DataError`` is one) naming the problem. The prediction endpoints, driven through the whole
 middleware stack with arbitrary JSON values and arbitrary bodies, either answer 200 with
-``prediction == slope * bmi + intercept`` and exactly the rows it logged, or a 4xx with the error
-body and no row written. Example counts come from the "ci" profile (conftest.py).
+``prediction == slope * bmi + intercept`` and exactly the one entry it logged, or a 4xx with the error
+body and nothing written. Example counts come from the "ci" profile (conftest.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from predictor.ml.data import DataError, parse_csv
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression
-from predictor.models import PredictionBatch, PredictionLog
+from predictor.models import PredictionLog
 
 # --- Strategies ------------------------------------------------------------------------------------
 
@@ -159,14 +159,14 @@ def _assert_clear_refusal(response, rows_before):
     error = response.json()["error"]
     assert error["status"] == response.status_code and error["message"]
     # Nothing half-written: a refused request logged nothing.
-    assert PredictionLog.objects.count() + PredictionBatch.objects.count() == rows_before
+    assert PredictionLog.objects.count() == rows_before
 
 
 @pytest.mark.django_db
 @given(value=bmi_like, extra=st.dictionaries(st.text(max_size=6), json_values, max_size=2))
 def test_single_prediction_is_correct_and_logged_or_a_clear_4xx(client, unthrottled, active_version, value, extra):
     body = {**extra, "bmi": value}
-    rows_before = PredictionLog.objects.count() + PredictionBatch.objects.count()
+    rows_before = PredictionLog.objects.count()
     response = client.post("/api/v1/predict", json.dumps(body), content_type="application/json")
     event(f"HTTP {response.status_code}")
     if response.status_code != 200:
@@ -176,19 +176,21 @@ def test_single_prediction_is_correct_and_logged_or_a_clear_4xx(client, unthrott
     assert data["model_version"] == active_version.version
     assert data["prediction"] == pytest.approx(active_version.slope * float(value) + active_version.intercept)
     (row,) = PredictionLog.objects.filter(id__gt=0).order_by("-id")[:1]
-    assert PredictionLog.objects.count() + PredictionBatch.objects.count() == rows_before + 1
-    assert (row.bmi, row.prediction, row.model_version_id, row.channel) == (
-        data["bmi"],
-        data["prediction"],
+    assert PredictionLog.objects.count() == rows_before + 1
+    assert (row.pk, row.bmi, row.predictions, row.model_version_id, row.channel, row.size) == (
+        data["prediction_id"],
+        [data["bmi"]],
+        [data["prediction"]],
         data["model_version"],
         "api",
+        1,
     )
 
 
 @pytest.mark.django_db
 @given(values=st.lists(plausible_bmi, min_size=1, max_size=12) | st.lists(bmi_like, max_size=12) | json_values)
 def test_batch_prediction_is_correct_and_fully_logged_or_a_clear_4xx(client, unthrottled, active_version, values):
-    rows_before = PredictionLog.objects.count() + PredictionBatch.objects.count()
+    rows_before = PredictionLog.objects.count()
     response = client.post("/api/v1/predict/batch", json.dumps({"bmi": values}), content_type="application/json")
     event(f"HTTP {response.status_code}")
     if response.status_code != 200:
@@ -197,9 +199,10 @@ def test_batch_prediction_is_correct_and_fully_logged_or_a_clear_4xx(client, unt
     data = response.json()
     expected = [active_version.slope * float(v) + active_version.intercept for v in values]
     assert data["count"] == len(values) and data["predictions"] == pytest.approx(expected)
-    logged = PredictionBatch.objects.get(pk=data["batch_id"])
-    assert PredictionLog.objects.count() + PredictionBatch.objects.count() == rows_before + 1
-    assert (logged.model_version_id, logged.size) == (active_version.version, len(values))
+    assert isinstance(data["batch_id"], int)
+    logged = PredictionLog.objects.get(pk=data["batch_id"])
+    assert PredictionLog.objects.count() == rows_before + 1
+    assert (logged.model_version_id, logged.channel, logged.size) == (active_version.version, "batch", len(values))
     assert list(zip(logged.bmi, logged.predictions, strict=True)) == [
         (float(v), p) for v, p in zip(values, data["predictions"], strict=True)
     ]
@@ -215,12 +218,10 @@ def test_batch_prediction_is_correct_and_fully_logged_or_a_clear_4xx(client, unt
     ),
 )
 def test_arbitrary_bodies_never_give_a_500(client, unthrottled, active_version, path, body, content_type):
-    rows_before = PredictionLog.objects.count() + PredictionBatch.objects.count()
+    rows_before = PredictionLog.objects.count()
     response = client.generic("POST", path, body, content_type=content_type)
     event(f"HTTP {response.status_code}")
     if response.status_code == 200:
-        assert (
-            PredictionLog.objects.count() + PredictionBatch.objects.count() > rows_before
-        )  # valid JSON that happened to be a good input
+        assert PredictionLog.objects.count() == rows_before + 1  # valid JSON that happened to be a good input
         return
     _assert_clear_refusal(response, rows_before)

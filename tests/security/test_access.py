@@ -15,7 +15,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from predictor.models import PredictionBatch, PredictionLog
+from predictor.models import PredictionLog
+from predictor.predictions import serving
 
 # Open to anyone unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set; then for signed-in users.
 PREDICTION_ACCESS = {
@@ -31,16 +32,15 @@ PREDICTION_ACCESS = {
 # Signing out needs no account either (a POST with the CSRF token; it only ends a session).
 PUBLIC = {"api:schema", "api:docs", "api:docs-slash", "predictor:login", "predictor:logout"}
 # Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
-AUTHENTICATED = {"monitoring:outcome-create", "monitoring:batch-outcome-create"}
+AUTHENTICATED = {"api:outcome-create"}
 STAFF = {
     "api:model-train",
     "api:model-rollback",
     "api:model-promote",
+    "api:model-monitoring",
     "api:prediction-list",
-    "api:batch-list",
-    "api:batch-detail",
-    "monitoring:page",
-    "monitoring:model-monitoring",
+    "api:prediction-detail",
+    "predictor:monitoring",
     "monitoring:metrics",
 }
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -70,11 +70,9 @@ def _url(route: str, ids: dict[str, object]) -> str:
 
 @pytest.fixture
 def ids(active_version):
-    log = PredictionLog.objects.create(model_version=active_version, bmi=25.0, prediction=150.0, channel="api")
-    batch = PredictionBatch.objects.create(
-        model_version=active_version, size=2, bmi=[25.0, 30.0], predictions=[150.0, 170.0]
-    )
-    return {"version": active_version.version, "prediction_id": log.pk, "batch_id": batch.pk, "position": 0}
+    single = serving.predict([25.0], channel="api")
+    batch = serving.predict([25.0, 30.0], channel="batch")
+    return {"version": active_version.version, "prediction_id": single.log_id, "batch_id": batch.log_id}
 
 
 def test_every_url_pattern_is_classified():
@@ -164,16 +162,29 @@ def test_authenticated_urls_refuse_anonymous_callers(ids):
         assert response.status_code == 401, (url, response.status_code)
 
 
-@pytest.mark.parametrize("name", sorted(AUTHENTICATED))
-def test_outcomes_need_the_add_outcome_permission_not_staff(name, ids, django_user_model):
-    url = _url(discovered()[name], ids)
+def test_authenticated_urls_refuse_anonymous_callers_for_a_batch_item_too(ids):
+    # A batch's outcomes go to the same URL, with the item's position: the same door, the same lock.
+    url = _url(discovered()["api:outcome-create"], {**ids, "prediction_id": ids["batch_id"]})
+    response = Client().post(url, data={"observed": 100, "position": 1}, content_type="application/json")
+    assert response.status_code == 401, (url, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("entry", "body"),
+    [("prediction_id", {"observed": 100}), ("batch_id", {"observed": 100, "position": 1})],
+    ids=["single prediction", "batch item"],
+)
+def test_outcomes_need_the_add_outcome_permission_not_staff(ids, django_user_model, entry, body):
+    url = _url(discovered()["api:outcome-create"], {**ids, "prediction_id": ids[entry]})
     plain = django_user_model.objects.create_user("nobody")
     client = Client()
     client.force_login(plain)
-    assert client.post(url, data={"observed": 100}, content_type="application/json").status_code == 403
+    assert client.post(url, data=body, content_type="application/json").status_code == 403
     plain.user_permissions.add(Permission.objects.get(content_type__app_label="predictor", codename="add_outcome"))
     client.force_login(django_user_model.objects.get(pk=plain.pk))  # a fresh user object: no permission cache
-    assert client.post(url, data={"observed": 100}, content_type="application/json").status_code == 201
+    response = client.post(url, data=body, content_type="application/json")
+    assert response.status_code == 201
+    assert (response.json()["prediction_id"], response.json()["position"]) == (ids[entry], body.get("position", 0))
 
 
 def test_admin_refuses_anonymous_and_non_staff_users_on_every_registered_model(ids, plain_user):

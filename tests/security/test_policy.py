@@ -17,7 +17,7 @@ import pytest
 from django.test import Client
 
 from predictor.middleware import LengthRequiredMiddleware
-from predictor.models import PredictionBatch, PredictionLog
+from predictor.models import Outcome, PredictionLog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_settings_take_the_secret_key_and_database_only_from_the_environment():
     source = (ROOT / "bmiproject" / "settings.py").read_text()
     assert re.search(r'SECRET_KEY = env_str\("SECRET_KEY"\)', source)
     assert re.search(r'env_str\("DATABASE_URL"\)', source)
-    # No credentials in the settings' code (a comment may show the URL's shape): SQLite is the default.
+    # No credentials in the settings' code (a comment may show the URL's shape).
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
     assert not re.search(r"postgres(?:ql)?://", code)
 
@@ -106,23 +106,16 @@ def test_only_the_docs_page_allows_inline_styles_and_no_page_allows_inline_scrip
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
 
 
-def test_prediction_log_holds_no_personal_data_beyond_the_bmi_and_the_time():
+def test_prediction_log_holds_no_personal_data_beyond_the_bmis_and_the_time():
     # Adding a column here (an IP address, a name, a user) is a privacy decision: this test makes
     # it a deliberate one, with docs/reliability.md and the retention setting updated alongside.
+    # One entry per request, single prediction or batch: who sent it, or from where, is not recorded.
     fields = {f.name for f in PredictionLog._meta.get_fields()}
-    assert fields == {"id", "created_at", "model_version", "bmi", "prediction", "channel", "outcome"}
-    # The outcome is the observed progression a year later, recorded by staff; no identity either.
-    outcome_fields = {f.name for f in PredictionLog._meta.get_field("outcome").related_model._meta.get_fields()}
-    assert outcome_fields == {"prediction", "observed", "recorded_at", "recorded_by", "source"}
-
-
-def test_batch_log_holds_no_personal_data_beyond_the_bmis_and_the_time():
-    # As for single predictions: who sent a batch, or from where, is not recorded. A new column
-    # here is a privacy decision, taken deliberately.
-    fields = {f.name for f in PredictionBatch._meta.get_fields()}
-    assert fields == {"id", "created_at", "model_version", "size", "bmi", "predictions", "outcomes"}
-    outcome_fields = {f.name for f in PredictionBatch._meta.get_field("outcomes").related_model._meta.get_fields()}
-    assert outcome_fields == {"id", "batch", "position", "observed", "recorded_at", "recorded_by", "source"}
+    assert fields == {"id", "created_at", "model_version", "channel", "size", "bmi", "predictions", "outcomes"}
+    # The outcome is the observed progression a year later; who recorded it, never whose it is.
+    assert PredictionLog._meta.get_field("outcomes").related_model is Outcome
+    outcome_fields = {f.name for f in Outcome._meta.get_fields()}
+    assert outcome_fields == {"id", "log", "position", "observed", "recorded_at", "recorded_by", "source"}
 
 
 def test_a_body_without_content_length_is_a_411_page_outside_the_api_and_json_under_it(rf):

@@ -6,12 +6,11 @@ import threading
 import pytest
 from django.db import connections
 
-from predictor import services
 from predictor.models import ModelVersion, PromotionEvent
+from predictor.registry import services
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.postgres,  # row locks
 ]
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from django.db import IntegrityError, transaction
 
-from predictor import selectors, services
 from predictor.ml.data import Dataset
 from predictor.models import ModelVersion, PromotionEvent
+from predictor.registry import selectors, services
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +130,11 @@ def test_rollback_is_refused_to_a_version_below_the_gate_in_force(train_version,
     services.model_version_promote(version=v2.version)
     settings.PREDICTOR_PROMOTION_THRESHOLD = 0.5  # raised since v1 last served
 
-    with pytest.raises(services.PromotionRefused, match=r"does not exceed the current threshold 0\.5"):
+    refusal = (
+        rf"Cannot roll back to version {v1.version}: its held-out R² [0-9.]+ "
+        r"does not exceed the current threshold 0\.5\."
+    )
+    with pytest.raises(services.PromotionRefused, match=refusal):
         services.model_version_rollback()
     assert _statuses() == {v1.version: Status.CANDIDATE, v2.version: Status.ACTIVE}
     assert not PromotionEvent.objects.filter(action=PromotionEvent.Action.ROLLBACK).exists()

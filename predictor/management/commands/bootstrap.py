@@ -1,7 +1,7 @@
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from predictor import selectors
+from predictor.registry import selectors
 
 
 class Command(BaseCommand):

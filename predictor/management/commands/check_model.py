@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from predictor import selectors
 from predictor.monitoring import stats
+from predictor.registry import selectors
 
 
 class Command(BaseCommand):

@@ -1,12 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from predictor.monitoring import services
+from predictor.predictions import services
 
 
 class Command(BaseCommand):
     help = (
-        "Import observed outcomes from a CSV file with the header 'prediction_id,observed' (single "
-        "predictions) or 'batch_id,position,observed' (items of batches, position from 0). All or "
+        "Import observed outcomes from a CSV file with the header 'prediction_id,observed', and a "
+        "'position' column (from 0) for items of batches (prediction_id is then the batch_id). All or "
         "nothing: every bad row (unknown or repeated prediction, outcome already recorded, value not a "
         "number or out of range) is reported and then nothing is imported."
     )
@@ -15,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "file",
             metavar="FILE",
-            help="CSV file, UTF-8, header 'prediction_id,observed' or 'batch_id,position,observed'.",
+            help="CSV file, UTF-8, header 'prediction_id,observed' or 'prediction_id,position,observed'.",
         )
 
     def handle(self, *args, **options):

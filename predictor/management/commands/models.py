@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from predictor import selectors
+from predictor.registry import selectors
 
 
 class Command(BaseCommand):

@@ -1,13 +1,13 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from predictor import services
+from predictor.predictions import services
 
 
 class Command(BaseCommand):
     help = (
-        "Delete logged predictions and batches (and their recorded outcomes) older than the retention period. "
-        "Run it daily from a scheduler."
+        "Delete logged predictions, single ones and batches (and their recorded outcomes), older than "
+        "the retention period. Run it daily from a scheduler."
     )
 
     def add_arguments(self, parser):
@@ -22,12 +22,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            deleted = services.prediction_logs_prune(older_than_days=options["older_than"])
+            deleted = services.predictions_prune(older_than_days=options["older_than"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             self.style.SUCCESS(
-                f"Deleted {deleted.predictions} prediction logs and {deleted.batches} batches "
+                f"Deleted {deleted} log entries (single predictions and batches) "
                 f"older than {options['older_than']} days."
             )
         )

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from predictor import services
 from predictor.management.commands._common import cli_actor
+from predictor.registry import services
 
 
 class Command(BaseCommand):

@@ -3,10 +3,10 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from predictor import services
 from predictor.management.commands._common import cli_actor, format_metrics
 from predictor.ml.data import DataError, load_csv, load_diabetes_bmi
-from predictor.monitoring.selectors import dataset_with_outcomes
+from predictor.predictions.selectors import dataset_with_outcomes
+from predictor.registry import services
 
 
 class Command(BaseCommand):
@@ -18,8 +18,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         defaults = services.DEFAULT_HYPERPARAMETERS
+        # --epochs and --seed are the public names (as in the train API); dest is the estimator's.
         parser.add_argument(
-            "--epochs", type=int, default=defaults["max_epochs"], help="Maximum epochs of SGD (default %(default)s)."
+            "--epochs",
+            dest="max_epochs",
+            type=int,
+            default=defaults["max_epochs"],
+            help="Maximum epochs of SGD (default %(default)s).",
         )
         parser.add_argument(
             "--learning-rate",
@@ -36,7 +41,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--tol", type=float, default=defaults["tol"], help="Stopping tolerance on the loss (default %(default)s)."
         )
-        parser.add_argument("--seed", type=int, default=0, help="Seed for shuffles and the CSV split (default 0).")
+        parser.add_argument(
+            "--seed",
+            dest="random_state",
+            type=int,
+            default=0,
+            help="Seed for shuffles and the CSV split (default 0).",
+        )
         parser.add_argument(
             "--threshold",
             type=float,
@@ -70,12 +81,7 @@ class Command(BaseCommand):
         try:
             result = services.model_version_train(
                 dataset=dataset,
-                learning_rate=options["learning_rate"],
-                decay=options["decay"],
-                max_epochs=options["epochs"],
-                tol=options["tol"],
-                random_state=options["seed"],
-                threshold=options["threshold"],
+                **{name: options[name] for name in services.TRAINING_PARAMETERS},
                 promote=not options["no_promote"],
                 n_outcome_rows=n_outcome_rows,
                 actor_name=cli_actor(),
@@ -102,7 +108,7 @@ class Command(BaseCommand):
                 return load_csv(
                     options["data"],
                     test_fraction=0.2 if options["test_fraction"] is None else options["test_fraction"],
-                    random_state=options["seed"],
+                    random_state=options["random_state"],
                     bmi_range=(settings.PREDICTOR_BMI_MIN, settings.PREDICTOR_BMI_MAX),
                     progression_range=(settings.PREDICTOR_OUTCOME_MIN, settings.PREDICTOR_OUTCOME_MAX),
                     # The file name only: the server's paths are not for the public model pages.

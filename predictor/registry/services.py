@@ -11,25 +11,16 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from predictor import selectors
 from predictor.ml.data import DIABETES_DATASET_NAME, Dataset
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
-from predictor.models import (
-    BatchOutcome,
-    ModelVersion,
-    Outcome,
-    PredictionBatch,
-    PredictionLog,
-    PromotionEvent,
-    RegistryLock,
-)
+from predictor.registry import selectors
+from predictor.registry.models import ModelVersion, PromotionEvent, RegistryLock
 
 # Loss curves are stored downsampled: enough points for a chart, bounded row size.
 LOSS_CURVE_POINTS = 200
@@ -37,6 +28,8 @@ TRAINING_SAMPLE_POINTS = 500
 RANDOM_STATE_MAX = 2**31 - 1
 # The estimator's own defaults, so the command, the API and this service can never disagree.
 DEFAULT_HYPERPARAMETERS = SGDLinearRegression().get_params()
+# What a caller may choose when training (the train command's options, the train API's fields).
+TRAINING_PARAMETERS = ("learning_rate", "decay", "max_epochs", "tol", "random_state", "threshold")
 
 
 class RegistryError(Exception):
@@ -222,30 +215,13 @@ def _promote_locked(target: ModelVersion, *, user, actor_name: str, reason: str,
             f"Version {target.version} was rejected when trained: its held-out R² {target.r2_test:.4f} "
             f"did not exceed the threshold {target.threshold:g}."
         )
-    if not target.r2_test > threshold:
-        raise PromotionRefused(
-            f"Version {target.version} cannot be promoted: its held-out R² {target.r2_test:.4f} "
-            f"does not exceed the threshold {threshold:g}."
-        )
-    current = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
-    now = timezone.now()
-    if current is not None:
-        current.status = ModelVersion.Status.CANDIDATE
-        current.save(update_fields=["status"])
-    target.status = ModelVersion.Status.ACTIVE
-    target.promoted_at = now
-    target.retired_at = None
+    _check_gate(target, threshold, refusal=f"Version {target.version} cannot be promoted")
+    current = selectors.active_version()
+    # Promotion remembers what it replaced, so that a rollback can return to it.
     target.previous_active = current
-    target.save(update_fields=["status", "promoted_at", "retired_at", "previous_active"])
-    PromotionEvent.objects.create(
-        action=PromotionEvent.Action.PROMOTE,
-        from_version=current,
-        to_version=target,
-        actor=user,
-        actor_name=actor_name,
-        reason=reason,
+    return _change_status(
+        PromotionEvent.Action.PROMOTE, target=target, replaced=current, user=user, actor_name=actor_name, reason=reason
     )
-    return target
 
 
 def model_version_rollback(*, user=None, actor_name: str | None = None, reason: str = "") -> ModelVersion:
@@ -255,7 +231,7 @@ def model_version_rollback(*, user=None, actor_name: str | None = None, reason: 
     """
     with transaction.atomic():
         _lock_registry()
-        current = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).first()
+        current = selectors.active_version()
         if current is None:
             raise PromotionRefused("There is no active version to roll back from.")
         target = current.previous_active
@@ -269,26 +245,21 @@ def model_version_rollback(*, user=None, actor_name: str | None = None, reason: 
             raise PromotionRefused(f"Version {current.version} has no earlier active version to roll back to.")
         # The gate holds for rollbacks too: a version may serve only while it passes the gate in
         # force now, which may have been raised since that version last served.
-        threshold = default_threshold()
-        if not target.r2_test > threshold:
-            raise PromotionRefused(
-                f"Cannot roll back to version {target.version}: its held-out R² {target.r2_test:.4f} does not "
-                f"exceed the current threshold {threshold:g}. Promote a version that passes instead."
-            )
-        current.status = ModelVersion.Status.CANDIDATE
-        current.save(update_fields=["status"])
-        target.status = ModelVersion.Status.ACTIVE
-        target.promoted_at = timezone.now()
-        target.save(update_fields=["status", "promoted_at"])
-        PromotionEvent.objects.create(
-            action=PromotionEvent.Action.ROLLBACK,
-            from_version=current,
-            to_version=target,
-            actor=user_or_none(user),
-            actor_name=_actor_name(user, actor_name),
+        _check_gate(
+            target,
+            default_threshold(),
+            refusal=f"Cannot roll back to version {target.version}",
+            gate="the current threshold",
+            advice=" Promote a version that passes instead.",
+        )
+        return _change_status(
+            PromotionEvent.Action.ROLLBACK,
+            target=target,
+            replaced=current,
+            user=user,
+            actor_name=actor_name,
             reason=reason,
         )
-        return target
 
 
 def model_version_retire(*, version: int, user=None, actor_name: str | None = None, reason: str = "") -> ModelVersion:
@@ -300,18 +271,49 @@ def model_version_retire(*, version: int, user=None, actor_name: str | None = No
             raise PromotionRefused(f"Version {target.version} is active; promote another version or roll back first.")
         if target.status != ModelVersion.Status.CANDIDATE:
             raise PromotionRefused(f"Version {target.version} is {target.status}; only candidates can be retired.")
-        target.status = ModelVersion.Status.RETIRED
-        target.retired_at = timezone.now()
-        target.save(update_fields=["status", "retired_at"])
-        PromotionEvent.objects.create(
-            action=PromotionEvent.Action.RETIRE,
-            from_version=target,
-            to_version=None,
-            actor=user_or_none(user),
-            actor_name=_actor_name(user, actor_name),
-            reason=reason,
+        return _change_status(
+            PromotionEvent.Action.RETIRE, target=target, replaced=None, user=user, actor_name=actor_name, reason=reason
         )
-        return target
+
+
+def _check_gate(
+    target: ModelVersion, threshold: float, *, refusal: str, gate: str = "the threshold", advice: str = ""
+) -> None:
+    if not target.r2_test > threshold:
+        raise PromotionRefused(
+            f"{refusal}: its held-out R² {target.r2_test:.4f} does not exceed {gate} {threshold:g}.{advice}"
+        )
+
+
+def _change_status(
+    action: str, *, target: ModelVersion, replaced: ModelVersion | None, user, actor_name: str | None, reason: str
+) -> ModelVersion:
+    """Flip the statuses one registry change makes and write its audit event (inside the caller's lock).
+
+    Promote and rollback make ``target`` active and ``replaced`` (the version active until now) a
+    candidate; retire retires ``target``. Every change of status goes through here, so none can
+    happen without its :class:`PromotionEvent`.
+    """
+    now = timezone.now()
+    if replaced is not None:
+        replaced.status = ModelVersion.Status.CANDIDATE
+        replaced.save(update_fields=["status"])
+    if action == PromotionEvent.Action.RETIRE:
+        target.status, target.retired_at = ModelVersion.Status.RETIRED, now
+    else:
+        target.status, target.promoted_at, target.retired_at = ModelVersion.Status.ACTIVE, now, None
+    target.save(update_fields=["status", "promoted_at", "retired_at", "previous_active"])
+    retire = action == PromotionEvent.Action.RETIRE
+    PromotionEvent.objects.create(
+        action=action,
+        # For a retirement the event names the version retired as its "from" and no "to".
+        from_version=target if retire else replaced,
+        to_version=None if retire else target,
+        actor=user_or_none(user),
+        actor_name=_actor_name(user, actor_name),
+        reason=reason,
+    )
+    return target
 
 
 def _get_version(version: int) -> ModelVersion:
@@ -355,57 +357,3 @@ def _bmi_histogram(bmi: np.ndarray) -> dict:
         "edges": [float(e) for e in edges],
         "fractions": [float(c) / len(bmi) for c in counts],
     }
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    predictions: int  # single predictions (their outcomes went with them)
-    batches: int  # batches, however many predictions each held (their outcomes went with them)
-
-
-def prediction_logs_prune(
-    *, older_than_days: int, chunk_size: int = 10_000, batch_chunk_size: int = 100
-) -> PruneResult:
-    """Delete logged predictions and batches (and their outcomes) older than ``older_than_days``.
-
-    Deletes in chunks of ids so a large purge never holds one huge transaction or lock: up to
-    ``chunk_size`` single predictions, or ``batch_chunk_size`` batches (a batch holds up to 10,000
-    predictions, 160 kB of arrays), per transaction.
-    """
-    if older_than_days < 1:
-        raise ValueError(f"older_than_days must be at least 1, got {older_than_days}.")
-    try:
-        cutoff = timezone.now() - timedelta(days=older_than_days)
-    except OverflowError:
-        # Older than the calendar goes (year 1): nothing is, so nothing is deleted.
-        return PruneResult(predictions=0, batches=0)
-    return PruneResult(
-        predictions=_prune_single_predictions(cutoff, chunk_size),
-        batches=_prune_batches(cutoff, batch_chunk_size),
-    )
-
-
-def _prune_single_predictions(cutoff, chunk_size: int) -> int:
-    return _prune(PredictionLog, Outcome, "prediction", cutoff, chunk_size)
-
-
-def _prune_batches(cutoff, chunk_size: int) -> int:
-    return _prune(PredictionBatch, BatchOutcome, "batch", cutoff, chunk_size)
-
-
-def _prune(model, outcome_model, outcome_key: str, cutoff, chunk_size: int) -> int:
-    """Delete ``model`` rows older than ``cutoff`` with their outcomes, ``chunk_size`` per transaction."""
-    deleted = 0
-    while True:
-        ids = list(model.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:chunk_size])
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            # Lock the rows first: an outcome being recorded or imported for one of them commits
-            # before its outcomes are deleted here, or waits and then finds no prediction.
-            locked = model.objects.filter(pk__in=ids).select_for_update().order_by("pk")
-            ids = list(locked.values_list("pk", flat=True))
-            outcome_model.objects.filter(**{f"{outcome_key}_id__in": ids}).delete()
-            # only("pk"): the delete collects the rows as objects, and must not load a batch's arrays.
-            _, per_model = model.objects.filter(pk__in=ids).only("pk").delete()
-        deleted += per_model.get(model._meta.label, 0)

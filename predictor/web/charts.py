@@ -222,7 +222,7 @@ def fit_chart(
             f"one year after baseline. {line}"
         )
     else:
-        # Only the public data set's rows are stored for display (predictor.services._training_sample).
+        # Only the public data set's rows are stored for display (predictor.registry.services._training_sample).
         desc = f"{PRIVATE_DATA_NOTE} {line}"
     if patient is not None:
         desc += f" Highlighted: this patient, BMI {patient[0]:g}, predicted progression {patient[1]:.1f}."

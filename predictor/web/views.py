@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import Error as DBError
@@ -14,9 +16,15 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from predictor import charts, selectors, serving
-from predictor.forms import PredictForm
-from predictor.models import ModelVersion, PredictionLog
+from predictor.access import READ_PREDICTION_LOG, predictions_open_to, staff_refusal
+from predictor.monitoring import stats
+from predictor.predictions import selectors as predictions
+from predictor.predictions import serving
+from predictor.predictions.models import PredictionLog
+from predictor.registry import selectors as registry
+from predictor.registry.models import ModelVersion
+from predictor.web import charts, monitoring_charts
+from predictor.web.forms import PredictForm
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +40,7 @@ def prediction_access(view):
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if settings.PREDICTOR_PREDICTIONS_REQUIRE_AUTH and not request.user.is_authenticated:
+        if not predictions_open_to(request.user):
             return redirect_to_login(request.get_full_path(), reverse("predictor:login"))
         return view(request, *args, **kwargs)
 
@@ -63,7 +71,7 @@ def _no_model(request: HttpRequest) -> HttpResponse:
 
 
 def _database_down(request: HttpRequest, exc: DBError) -> HttpResponse:
-    # Every prediction must be logged; one that cannot be is not shown (see predictor.serving).
+    # Every prediction must be logged; one that cannot be is not shown (see predictor.predictions.serving).
     logger.warning("web prediction refused: database unavailable (%s)", type(exc).__name__, exc_info=exc)
     return _unavailable(
         request,
@@ -111,7 +119,7 @@ def predict(request: HttpRequest) -> HttpResponse:
         context = _predict_context(form, model_version=None)
         return render(request, "predictor/predict.html", context, status=400)
     try:
-        result = serving.predict_one(form.cleaned_data["bmi"], channel=PredictionLog.Channel.WEB)
+        result = serving.predict([form.cleaned_data["bmi"]], channel=PredictionLog.Channel.WEB)
     except serving.NoActiveModel:
         return _no_model(request)
     except DBError as exc:
@@ -134,7 +142,7 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
     try:
         if log_id not in request.session.get(_SESSION_RESULTS, []):
             return None
-        log = selectors.prediction_get(prediction_id=log_id)
+        log = predictions.prediction_get(prediction_id=log_id)
     except DBError as exc:
         logger.warning("web prediction %s recorded but not shown: database unavailable", log_id, exc_info=exc)
         return _unavailable(
@@ -145,9 +153,9 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
                 "Reload this page in a minute; do not enter the patient again."
             ),
         )
-    if log is None:  # pruned in between: show the empty form
+    if log is None or log.size != 1:  # pruned in between (or a batch's id): show the empty form
         return HttpResponseRedirect(reverse("predictor:predict"))
-    result = serving.Prediction.from_log(log)
+    result = _SingleResult(bmi=log.bmi[0], prediction=log.predictions[0], log_id=log.pk)
     version = log.model_version
     chart = charts.fit_chart(
         sample=version.training_sample,
@@ -170,6 +178,15 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
     return render(request, "predictor/predict.html", context)
 
 
+@dataclass(frozen=True)
+class _SingleResult:
+    """What the result template shows of a logged single prediction."""
+
+    bmi: float
+    prediction: float
+    log_id: int
+
+
 def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
     return {
         "form": form,
@@ -184,7 +201,7 @@ def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
 @prediction_access
 def model_list(request: HttpRequest) -> HttpResponse:
     """``/models/``: every version with its held-out metrics, status and dates."""
-    page = Paginator(selectors.version_list(), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(registry.version_list(), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "predictor/model_list.html", {"page": page, "versions": page.object_list, "nav": "models"})
 
 
@@ -192,7 +209,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 @prediction_access
 def model_detail(request: HttpRequest, version: int) -> HttpResponse:
     """``/models/<version>/``: metrics, hyperparameters, fingerprint, history, loss and fit charts."""
-    model_version = selectors.version_get(version=version)
+    model_version = registry.version_get(version=version)
     if model_version is None:
         raise Http404(f"Model version {version} does not exist.")
     fit = charts.fit_chart(
@@ -210,7 +227,7 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
     )
     context = {
         "version": model_version,
-        "history": selectors.version_history(version=model_version.version),
+        "history": registry.version_history(version=model_version.version),
         "hyperparameters": sorted(model_version.hyperparameters.items()),
         "fit_chart": fit,
         "loss_chart": loss,
@@ -221,3 +238,40 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
         "nav": "models",
     }
     return render(request, "predictor/model_detail.html", context)
+
+
+@staff_member_required
+@require_GET
+def monitoring(request: HttpRequest) -> HttpResponse:
+    """``/monitoring/``: live quality, drift and traffic of the active version and those that served."""
+    refusal = staff_refusal(request.user, READ_PREDICTION_LOG, door="the monitoring page")
+    if refusal is not None:
+        # Staff, so no login redirect: say which permission is missing instead.
+        context = {"heading": "Not allowed", "message": refusal, "nav": "monitoring"}
+        return render(request, "predictor/unavailable.html", context, status=403)
+    panels = []
+    for version in stats.monitored_versions():
+        quality = stats.version_quality(version)
+        days = stats.daily_series(version)
+        panels.append(
+            {
+                "version": version,
+                "quality": quality,
+                # The check_model rules, on figures already computed: no extra query.
+                "health": stats.version_health(version, quality=quality),
+                "days": days,
+                "traffic_chart": monitoring_charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
+                "r2_chart": monitoring_charts.r2_lines(
+                    days, threshold=version.threshold, chart_id=f"r2-v{version.version}"
+                ),
+                "bmi_chart": monitoring_charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
+            }
+        )
+    context = {
+        "active": registry.active_version(),
+        "panels": panels,
+        "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
+        "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
+        "nav": "monitoring",
+    }
+    return render(request, "predictor/monitoring.html", context)

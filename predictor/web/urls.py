@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from predictor import views
+from predictor.web import views
 
 app_name = "predictor"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.predict, name="predict"),
     path("models/", views.model_list, name="model-list"),
     path("models/<int:version>/", views.model_detail, name="model-detail"),
+    path("monitoring/", views.monitoring, name="monitoring"),
     # With PREDICTOR_PREDICTIONS_REQUIRE_AUTH the pages need a signed-in user, who need not be staff:
     # the admin's login form refuses non-staff accounts, so clinicians sign in here.
     path(
