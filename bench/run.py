@@ -244,10 +244,24 @@ def backend_cpu(url: str) -> dict[int, float]:
 
 
 def committed_transactions(url: str) -> int:
-    """Transactions committed in the benchmark database so far (PostgreSQL's statistics, which a
-    busy backend flushes about once a second: exact over a run to within a second's worth)."""
+    """Transactions committed in the benchmark database, once every other backend has exited.
+
+    A live backend reports its counts to pg_stat_database up to ten seconds late; one that exits
+    reports them as it goes. So this waits (up to 30 s) for the servers' connections to close.
+    """
     connection = _connect(url)
     with connection.cursor() as cursor:
+        for _ in range(300):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the benchmark database still has connections; is a server still running?")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
         committed = cursor.fetchone()[0]
     connection.close()
@@ -371,14 +385,7 @@ def combine_rounds(rounds: list[dict]) -> dict:
         return rounds[0]
     combined = {
         key: statistics.median(r[key] for r in rounds)
-        for key in (
-            "rps",
-            "p50_ms",
-            "p99_ms",
-            "cpu_ms_per_request",
-            "postgres_cpu_ms_per_request",
-            "commits_per_request",
-        )
+        for key in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request", "postgres_cpu_ms_per_request")
         if key in rounds[0]
     }
     for key in ("ok", "other", "drained", "in_flight_at_end", "log_requests", "log_predictions"):
@@ -416,7 +423,6 @@ def measure(side: Side, kind: str, c: int, duration: float, *, counters: dict, d
     path, body, marker = side.requests[kind]
     cpu_before = side.server.cpu()
     pg_before = backend_cpu(database_url) if side.writes else {}
-    commits_before = committed_transactions(database_url)
     result = run_wrk(
         side.base,
         path,
@@ -435,9 +441,6 @@ def measure(side: Side, kind: str, c: int, duration: float, *, counters: dict, d
     result["postgres_cpu_ms_per_request"] = (
         backend_cpu_used(pg_before, backend_cpu(database_url)) * 1e3 / answered if side.writes else 0.0
     )
-    # Round trips that commit (in autocommit every statement does): the INSERT, and Django's
-    # health-check SELECT 1 where it runs. Independent of the machine's load, unlike the timings.
-    result["commits_per_request"] = (committed_transactions(database_url) - commits_before) / answered
     # Every log is counted after every run, so each run's counts are its own, and a side writing
     # where it should not (or nothing where it should) fails the check. Exactly the answered
     # requests are logged, unless some were still in flight when wrk stopped (slower than the
@@ -537,6 +540,14 @@ def package_versions() -> dict:
         out = subprocess.run([str(python), "-c", code, *names], check=True, capture_output=True, text=True).stdout
         found.update(json.loads(out))
     return found
+
+
+def gunicorn_setting(command: list[str], env: dict, name: str) -> str:
+    """One setting as gunicorn resolves it for ``command`` (config file, then command line)."""
+    out = subprocess.run(
+        [*command[:-1], "--print-config", command[-1]], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    return re.search(rf"^{name}\s+= (.*)$", out, re.MULTILINE).group(1)
 
 
 def uvicorn_server(name: str, module: str, port: int, env: dict, workdir: Path) -> Server:
@@ -928,7 +939,13 @@ def run_ab(args) -> int:
                 variant_env,
                 "[settings.DATABASES['default']['ENGINE'], settings.DATABASES['default']['CONN_HEALTH_CHECKS']]",
             )
-            results["variants"][name] = {"engine": engine, "conn_health_checks": checks, "gunicorn_args": extra}
+            logger = gunicorn_setting(command, variant_env, "logger_class")
+            results["variants"][name] = {
+                "engine": engine,
+                "conn_health_checks": checks,
+                "logger_class": logger,
+                "gunicorn_args": extra,
+            }
             port = free_port()
             server = gunicorn_server(f"ab-{i}", command, variant_env, port, workdir)
             server.start()
@@ -941,7 +958,7 @@ def run_ab(args) -> int:
                 headers=OUR_HEADERS,
                 writes="ours",
             )
-            log(f"variant {i}: {name}: {engine}, health checks {checks}, gunicorn {' '.join(extra) or '(as shipped)'}")
+            log(f"variant {i}: {name}: {engine}, CONN_HEALTH_CHECKS {checks}, {logger}")
         connection = _connect(args.database_url)
         results["our_log_schema"] = our_log_schema(connection)
         counters = {"ours": LogCounter(connection, OUR_LOG_QUERIES[results["our_log_schema"]])}
@@ -961,6 +978,30 @@ def run_ab(args) -> int:
                 measured[name].append(load(name, args.duration))
         results["load"] = {name: combine_rounds(rounds) for name, rounds in measured.items()}
         connection.close()
+
+        # Round trips that commit per prediction (in autocommit every statement does: the INSERT,
+        # and Django's health-check SELECT 1 where it runs): exact and independent of the machine's
+        # load, unlike the timings. Counted with one variant running at a time (see
+        # committed_transactions), after the timed rounds.
+        for server in servers:
+            server.stop()
+        for name, side in sides.items():
+            before = committed_transactions(args.database_url)
+            side.server.start()
+            burst = run_wrk(
+                side.base,
+                *side.requests["predict"],
+                16,
+                3,
+                headers=side.headers,
+                drain_path=side.drain_path,
+                drain=DRAIN_S,
+            )
+            side.server.stop()
+            results["load"][name]["commits_per_prediction"] = (
+                committed_transactions(args.database_url) - before
+            ) / max(1, burst["ok"])
+            log(f"{name}: {results['load'][name]['commits_per_prediction']:.3f} commits per prediction")
     finally:
         for server in servers:
             server.stop()
@@ -987,7 +1028,7 @@ def ab_markdown(r: dict) -> str:
         f"medians; the ratio is the median of the per-round ratios to the first variant.",
         "",
         "| Variant | requests/s | × first | p50 (ms) | p99 (ms) | CPU/request: gunicorn (ms) | "
-        "PostgreSQL (ms) | total (ms) | commits/request | logged = answered |",
+        "PostgreSQL (ms) | total (ms) | commits/prediction | logged = answered |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name in names:
@@ -995,9 +1036,18 @@ def ab_markdown(r: dict) -> str:
         lines.append(
             f"| {name} | {_fmt(x['rps'])} | {rps_ratio(x, first):.3f} | {_fmt(x['p50_ms'])} | {_fmt(x['p99_ms'])} | "
             f"{_fmt(x['cpu_ms_per_request'])} | {_fmt(x['postgres_cpu_ms_per_request'])} | "
-            f"{_fmt(x['cpu_ms_per_request'] + x['postgres_cpu_ms_per_request'])} | {x['commits_per_request']:.2f} | "
+            f"{_fmt(x['cpu_ms_per_request'] + x['postgres_cpu_ms_per_request'])} | {x['commits_per_prediction']:.2f} | "
             f"{_fmt(x['logged_2xx_equal'])} |"
         )
+    lines += [
+        "",
+        "What each variant ran, as the settings and gunicorn resolved it:",
+        "",
+        "| Variant | DB engine | CONN_HEALTH_CHECKS | gunicorn logger_class |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, what in r["variants"].items():
+        lines.append(f"| {name} | `{what['engine']}` | {what['conn_health_checks']} | `{what['logger_class']}` |")
     rounds = [x.get("rounds", [x]) for x in r["load"].values()]
     lines += [
         "",
