@@ -11,7 +11,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 TASK_DEFINITIONS = {env: ROOT / "deploy" / "ecs" / f"{env}.json" for env in ("staging", "production")}
 WORKFLOWS = ROOT / ".github" / "workflows"
 
-# What deploy.yml substitutes into the task definitions, with plausible values.
+# What the staging job (ci.yml) substitutes into the task definitions, with plausible values.
 PLACEHOLDERS = {
     "__AWS_ACCOUNT_ID__": "123456789012",
     "__AWS_REGION__": "eu-west-1",
