@@ -8,10 +8,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 
 from predictor.management.commands.smoke_test import BATCH_BMI, CheckFailed, SmokeTest
 from predictor.models import PredictionBatch
+from tests.conftest import token_for
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def _static_without_manifest(settings):
 
 @pytest.fixture
 def smoke(live_server, active_version, staff_user):
-    token = Token.objects.create(user=staff_user).key
+    token = token_for(staff_user)
     return SmokeTest(base_url=live_server.url, token=token, timeout=10)
 
 
@@ -79,7 +79,7 @@ def test_log_check_fails_when_the_batch_was_not_logged(smoke):
 
 def test_log_check_fails_with_a_token_that_may_not_read_the_log(smoke, plain_user):
     _answered(smoke)
-    smoke.token = Token.objects.create(user=plain_user).key
+    smoke.token = token_for(plain_user)
 
     with pytest.raises(CheckFailed, match=r"-> 403, expected 200: .*Only staff users"):
         smoke.check_log()
