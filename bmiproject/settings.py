@@ -5,6 +5,7 @@ Everything that differs between a laptop, CI and production comes from the envir
 SECRET_KEY and ALLOWED_HOSTS, or the process refuses to start.
 """
 
+import datetime
 from pathlib import Path
 
 import dj_database_url
@@ -75,7 +76,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "predictor",
@@ -94,11 +96,15 @@ MIDDLEWARE = [
     "predictor.middleware.LengthRequiredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Any answer to a request with credentials (session cookie, Authorization) gets no-store.
+    "predictor.accounts.middleware.PersonalNoStoreMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bmiproject.urls"
@@ -130,6 +136,52 @@ DATABASES = {
         # database restart) fails one request with a 503, after which Django discards it.
         conn_health_checks=env_bool("CONN_HEALTH_CHECKS", False),
     )
+}
+
+# --- Sign-in: lockout, sessions, API tokens (predictor/accounts/; README "Security") ------------
+
+# django-axes first: it refuses a locked-out sign-in before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After this many failed sign-ins for one username, or from one client address, further attempts
+# (the right password included) are refused for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The client address is read as the API's throttling reads it (NUM_PROXIES, X-Forwarded-For).
+AXES_CLIENT_IP_CALLABLE = "predictor.accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "predictor.accounts.lockout.lockout_response"
+# Failures are kept (and reset); successful sign-ins are not logged to a table that only grows.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = ["csrfmiddlewaretoken"]
+# Its start-up banner would open every manage.py command's output.
+AXES_VERBOSE = False
+
+# Sessions: 14 days (Django's default) for clinicians; staff sessions open the registry and the
+# prediction log, so they end STAFF_SESSION_HOURS after sign-in (predictor/accounts/signals.py).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
+STAFF_SESSION_SECONDS = env_int("STAFF_SESSION_HOURS", 8, minimum=1) * 3600
+
+# API tokens (django-rest-knox): stored as SHA-512 digests, named, several per user, each with an
+# expiry; revoked by deleting them, and when their user's password changes or the user is
+# deactivated. Created with `manage.py create_token`; sent as "Authorization: Token <secret>".
+KNOX_TOKEN_MODEL = "predictor.ApiToken"  # noqa: S105 - a model name, not a secret
+API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
+if API_TOKEN_DAYS > API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured("API_TOKEN_DAYS must not exceed API_TOKEN_MAX_DAYS.")
+# knox's own migrations would create its AuthToken table even though ours replaces that model:
+# an empty table whose foreign key to the users would only get in the way (flush, user deletes).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    # Recognisable to secret scanners and to a person reading a leaked log line.
+    "TOKEN_PREFIX": "bmi_",
+    "TOKEN_TTL": datetime.timedelta(days=API_TOKEN_DAYS),
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -234,7 +286,7 @@ PREDICTOR_THROTTLE_API = _throttle_rate("PREDICTOR_THROTTLE_API", "300/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous call to a protected endpoint gets a 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "predictor.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Safe default for any view that forgets to say: staff only. Public views opt out explicitly.

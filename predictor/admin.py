@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from predictor.accounts import admin as accounts_admin  # noqa: F401  (registers the API tokens' admin)
 from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
 from predictor.registry import services
 from predictor.registry.models import ModelVersion, PromotionEvent

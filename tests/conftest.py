@@ -68,6 +68,13 @@ def view_only_staff(django_user_model):
     return user
 
 
+def token_for(user, *, name: str = "test", expires_in_days: int = 30) -> str:
+    """A new API token's secret for ``user``, made as ``manage.py create_token`` makes one."""
+    from predictor.accounts.services import api_token_create
+
+    return api_token_create(user=user, name=name, expires_in_days=expires_in_days)[1]
+
+
 @pytest.fixture
 def plain_user(django_user_model):
     return django_user_model.objects.create_user("clinician", "c@example.com", "clinician-pass-123")

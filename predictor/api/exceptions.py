@@ -19,6 +19,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from predictor.api.strictjson import encodable
 from predictor.predictions import serving
 from predictor.registry import services
 
@@ -56,10 +57,21 @@ class PredictionLogUnavailable(ServiceUnavailable):
     default_code = "prediction_log_unavailable"
 
 
+def _encodable_detail(detail):
+    """Every key and string of an error detail through :func:`encodable`; ErrorDetails kept when clean."""
+    if isinstance(detail, dict):
+        return {encodable(key) if isinstance(key, str) else key: _encodable_detail(v) for key, v in detail.items()}
+    if isinstance(detail, list):
+        return [_encodable_detail(item) for item in detail]
+    if isinstance(detail, str):
+        return encodable(detail)
+    return detail
+
+
 def error_body(status_code: int, code: str, message: str, fields=None) -> dict:
-    error = {"status": status_code, "code": code, "message": message}
+    error = {"status": status_code, "code": code, "message": encodable(message)}
     if fields is not None:
-        error["fields"] = fields
+        error["fields"] = _encodable_detail(fields)
     return {"error": error}
 
 

@@ -6,7 +6,10 @@ from predictor.api.serializers import ErrorSerializer
 
 _DESCRIPTIONS = {
     400: "Invalid input: the message and `fields` name each bad field and why.",
-    401: "Authentication required: send `Authorization: Token <key>` (or use a staff session).",
+    401: (
+        "Authentication required: send `Authorization: Token <secret>` (an API token from "
+        "`manage.py create_token`) or use a session."
+    ),
     403: "Authenticated but not allowed (management endpoints are for staff users).",
     404: "Not found.",
     409: "Refused: the registry's state does not allow it; the message says why.",

@@ -6,8 +6,11 @@ scope off. Authenticated callers are counted per user, anonymous ones per client
 ``NUM_PROXIES`` for deployments behind a load balancer).
 """
 
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.core.cache import caches
+from django.http import HttpRequest
 from rest_framework.throttling import SimpleRateThrottle
 
 DEFAULT_SCOPE = "api"
@@ -34,3 +37,14 @@ class SettingsRateThrottle(SimpleRateThrottle):
         else:
             ident = f"ip:{self.get_ident(request)}"
         return f"throttle:{self.scope}:{ident}"
+
+
+def throttle_wait(request: HttpRequest, *, scope: str) -> float | None:
+    """For a view outside DRF (the web form): None if ``request`` may go on, else seconds to wait.
+
+    The same counters as the API's ``scope``: a client's form posts and API calls share one budget.
+    """
+    throttle = SettingsRateThrottle()
+    if throttle.allow_request(request, SimpleNamespace(throttle_scope=scope)):
+        return None
+    return throttle.wait() or 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from functools import wraps
 
@@ -14,9 +15,12 @@ from django.db import Error as DBError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from predictor.access import READ_PREDICTION_LOG, predictions_open_to, staff_refusal
+from predictor.accounts.middleware import mark_personal
+from predictor.api.throttling import throttle_wait
 from predictor.monitoring import stats
 from predictor.predictions import selectors as predictions
 from predictor.predictions import serving
@@ -47,16 +51,33 @@ def prediction_access(view):
     return wrapped
 
 
-def _unavailable(request: HttpRequest, *, heading: str, message: str) -> HttpResponse:
+def _unavailable(
+    request: HttpRequest, *, heading: str, message: str, status: int = 503, retry_after: int = 30
+) -> HttpResponse:
     response = render(
         request,
         "predictor/unavailable.html",
         {"heading": heading, "message": message, "nav": "predict", "plain_nav": True},
-        status=503,
+        status=status,
     )
-    # Both causes are usually short-lived (a first training run, a database failover).
-    response["Retry-After"] = "30"
+    # A 503's causes are usually short-lived (a first training run, a database failover).
+    response["Retry-After"] = str(retry_after)
     return response
+
+
+def _too_many(request: HttpRequest, wait: float) -> HttpResponse:
+    seconds = math.ceil(wait)
+    return _unavailable(
+        request,
+        heading="Too many predictions",
+        message=(
+            f"This browser or address has asked for more predictions than the service allows in a short time "
+            f"(the API's limit applies here too). Nothing was predicted or recorded. Try again in {seconds} "
+            f"second{'s' if seconds != 1 else ''}."
+        ),
+        status=429,
+        retry_after=seconds,
+    )
 
 
 def _no_model(request: HttpRequest) -> HttpResponse:
@@ -83,9 +104,18 @@ def _database_down(request: HttpRequest, exc: DBError) -> HttpResponse:
     )
 
 
-# The session keeps the ids of the predictions it made lately: the result page shows only those.
-_SESSION_RESULTS = "predictor_results"
-_SESSION_RESULTS_KEPT = 20
+# A signed cookie keeps the ids of the predictions this browser made lately, and the result page
+# shows only those. Not the session: that would be a database row for every anonymous visitor.
+_RESULTS_COOKIE = "predictor_results"
+_RESULTS_SALT = "predictor.views.predict"
+_RESULTS_KEPT = 20
+_RESULTS_MAX_AGE = 24 * 3600  # seconds: a result is for the consultation, not for the record
+
+
+def _own_results(request: HttpRequest) -> list[int]:
+    """The ids in this browser's results cookie; none when it is missing, forged or expired."""
+    raw = request.get_signed_cookie(_RESULTS_COOKIE, default="", salt=_RESULTS_SALT, max_age=_RESULTS_MAX_AGE)
+    return [int(part) for part in raw.split(",") if part.isascii() and part.isdigit()]
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -95,11 +125,11 @@ def predict(request: HttpRequest) -> HttpResponse:
 
     POST, then redirect, then GET: reloading the result page cannot send the form again, which
     logged the same patient twice and inflated the monitoring counts. A result is shown only to
-    the session that made it, as often as it is reloaded, and in whichever tab asked for it.
+    the browser that made it (a signed cookie), as often as it is reloaded, and in whichever tab
+    asked for it. Posts count against the API's ``predict`` rate (``PREDICTOR_THROTTLE_PREDICT``).
     """
     if request.method != "POST":
         if "result" in request.GET:
-            # Only then is the session read: on the plain form a database outage stays a 503.
             shown = _result_page(request, request.GET["result"])
             if shown is not None:
                 return shown
@@ -113,6 +143,9 @@ def predict(request: HttpRequest) -> HttpResponse:
             return _database_down(request, exc)
         return render(request, "predictor/predict.html", _predict_context(PredictForm(), model_version=model.version))
 
+    wait = throttle_wait(request, scope="predict")
+    if wait is not None:
+        return _too_many(request, wait)
     form = PredictForm(request.POST)
     if not form.is_valid():
         # Nothing is predicted or logged for bad input; the error is shown beside the field.
@@ -124,24 +157,32 @@ def predict(request: HttpRequest) -> HttpResponse:
         return _no_model(request)
     except DBError as exc:
         return _database_down(request, exc)
-    kept = request.session.get(_SESSION_RESULTS, [])
-    request.session[_SESSION_RESULTS] = [*kept, result.log_id][-_SESSION_RESULTS_KEPT:]
     # 303: the browser follows with a GET. The fragment brings a phone, where the result sits
     # below the form, straight to it.
     response = HttpResponseRedirect(f"{reverse('predictor:predict')}?result={result.log_id}#result")
     response.status_code = 303
-    return response
+    kept = [*_own_results(request), result.log_id][-_RESULTS_KEPT:]
+    response.set_signed_cookie(
+        _RESULTS_COOKIE,
+        ",".join(map(str, kept)),
+        salt=_RESULTS_SALT,
+        max_age=_RESULTS_MAX_AGE,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return mark_personal(response)
 
 
 def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
-    """The form with this session's logged prediction ``raw_id`` and the fit chart; None for the plain
-    form (an id this session did not make, or not an id)."""
+    """The form with this browser's logged prediction ``raw_id`` and the fit chart; None for the plain
+    form (an id this browser did not make, or not an id)."""
     if not raw_id.isascii() or not raw_id.isdigit():
         return None
     log_id = int(raw_id)
+    if log_id not in _own_results(request):
+        return None
     try:
-        if log_id not in request.session.get(_SESSION_RESULTS, []):
-            return None
         log = predictions.prediction_get(prediction_id=log_id)
     except DBError as exc:
         logger.warning("web prediction %s recorded but not shown: database unavailable", log_id, exc_info=exc)
@@ -175,7 +216,10 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
             "cautions": version.prediction_cautions(bmi=result.bmi, prediction=result.prediction),
         }
     )
-    return render(request, "predictor/predict.html", context)
+    response = render(request, "predictor/predict.html", context)
+    # The page depends on the results cookie and shows a patient's figures: never stored by a cache.
+    patch_vary_headers(response, ["Cookie"])
+    return mark_personal(response)
 
 
 @dataclass(frozen=True)

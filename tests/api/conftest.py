@@ -2,8 +2,9 @@
 
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+
+from tests.conftest import token_for
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +23,7 @@ def api():
 @pytest.fixture
 def staff_token_client(staff_user):
     client = APIClient()
-    token = Token.objects.create(user=staff_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(staff_user)}")
     return client
 
 
@@ -37,6 +37,5 @@ def staff_session_client(staff_user):
 @pytest.fixture
 def plain_token_client(plain_user):
     client = APIClient()
-    token = Token.objects.create(user=plain_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(plain_user)}")
     return client

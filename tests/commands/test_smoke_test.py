@@ -9,10 +9,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 
 from predictor.management.commands.smoke_test import BATCH_BMI, SINGLE_BMI, CheckFailed, SmokeTest
 from predictor.models import PredictionLog
+from tests.conftest import token_for
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def _static_without_manifest(settings):
 
 @pytest.fixture
 def smoke(live_server, active_version, staff_user):
-    token = Token.objects.create(user=staff_user).key
+    token = token_for(staff_user)
     return SmokeTest(base_url=live_server.url, token=token, timeout=10)
 
 
@@ -121,7 +121,7 @@ def test_log_check_fails_when_the_entry_does_not_hold_what_was_sent(smoke):
 
 def test_log_check_fails_with_a_token_that_may_not_read_the_log(smoke, plain_user):
     _answered(smoke)
-    smoke.token = Token.objects.create(user=plain_user).key
+    smoke.token = token_for(plain_user)
 
     with pytest.raises(CheckFailed, match=r"-> 403, expected 200: .*Only staff users"):
         smoke.check_log()

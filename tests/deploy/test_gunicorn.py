@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
 from predictor.management.commands.smoke_test import BATCH_BMI, SINGLE_BMI
 from predictor.models import PredictionLog
+from tests.conftest import token_for
 from tests.deploy._helpers import ROOT, environment, image_command, rendered_task_definition
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
@@ -152,7 +152,7 @@ def assert_graceful_exit(server: Server) -> None:
 def test_image_command_serves_the_app_and_passes_the_smoke_test(
     transactional_db, active_version, staff_user, tmp_path, collected_static
 ):
-    token = Token.objects.create(user=staff_user).key
+    token = token_for(staff_user)
     # TLS is the load balancer's job; locally the server is reached over plain HTTP.
     with image_server(tmp_path, collected_static, SECURE_SSL_REDIRECT="0") as server:
         out = StringIO()

@@ -4,6 +4,9 @@ import html as html_lib
 import re
 
 import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core.cache import cache
 from django.db import OperationalError, connection
 from django.template.loader import render_to_string
 from django.test import Client
@@ -255,7 +258,7 @@ def test_reloading_the_result_shows_it_again_without_logging_the_patient_again(c
 
     log = PredictionLog.objects.get()  # one row: a reload is a GET, not the form sent again
     assert f">#{log.pk}<" in first and f">#{log.pk}<" in reloaded
-    assert "Sign out" not in first  # an anonymous visitor has a session, not an account
+    assert "Sign out" not in first  # an anonymous visitor has a results cookie, not an account
     assert 'data-testid="prediction"' not in client.get(URL).content.decode()  # the plain form
 
 
@@ -266,14 +269,14 @@ def test_two_tabs_each_show_their_own_result(client, active_version):
     assert 'data-testid="bmi">35 kg/m²' in client.get(second).content.decode()
 
 
-def test_a_result_is_shown_only_to_the_session_that_made_it(client, active_version):
+def test_a_result_is_shown_only_to_the_browser_that_made_it(client, active_version):
     mine = client.post(URL, {"bmi": "27.5"})["Location"]
     other = Client()
     theirs = other.post(URL, {"bmi": "31"})["Location"]
-    assert 'data-testid="bmi">31 kg/m²' in other.get(theirs).content.decode()  # the other session works
+    assert 'data-testid="bmi">31 kg/m²' in other.get(theirs).content.decode()  # the other browser's works
 
     html = other.get(mine).content.decode()
-    assert 'data-testid="prediction"' not in html  # another session's result: the plain form
+    assert 'data-testid="prediction"' not in html  # another browser's result: the plain form
     assert 'data-testid="prediction"' not in other.get(f"{URL}?result=abc").content.decode()
 
 
@@ -306,3 +309,62 @@ def test_database_down_gives_the_503_page_to_a_visitor_with_a_session_too(client
         response = client.get(URL)
     assert response.status_code == 503
     assert "Prediction service unavailable" in response.content.decode()
+
+
+def test_an_anonymous_visitor_creates_no_session_row(client, active_version):
+    assert client.get(URL).status_code == 200
+    posted = client.post(URL, {"bmi": "27.5"})
+    shown = client.get(posted["Location"])
+
+    assert 'data-testid="prediction"' in shown.content.decode()
+    assert not Session.objects.exists()
+    assert settings.SESSION_COOKIE_NAME not in client.cookies
+    cookie = posted.cookies["predictor_results"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+
+
+def test_a_forged_or_expired_results_cookie_shows_no_result(client, active_version, settings):
+    posted = client.post(URL, {"bmi": "27.5"})
+    log_id = PredictionLog.objects.get().pk
+
+    forged = Client()
+    forged.cookies["predictor_results"] = str(log_id)  # the id without the signature
+    assert 'data-testid="prediction"' not in forged.get(posted["Location"]).content.decode()
+    # Signed with another key (as after a SECRET_KEY rotation): refused, not an error.
+    settings.SECRET_KEY = settings.SECRET_KEY + "-rotated"
+    assert 'data-testid="prediction"' not in client.get(posted["Location"]).content.decode()
+
+
+def test_the_result_page_is_never_stored_by_a_cache(client, active_version):
+    posted = client.post(URL, {"bmi": "27.5"})
+    shown = client.get(posted["Location"])
+
+    for response in (posted, shown):
+        assert "no-store" in response["Cache-Control"] and "private" in response["Cache-Control"]
+    assert "Cookie" in shown["Vary"]
+
+
+@pytest.fixture
+def _predict_rate_of_three(settings):
+    settings.PREDICTOR_THROTTLE_PREDICT = "3/min"
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.usefixtures("_predict_rate_of_three")
+def test_form_posts_are_rate_limited_like_the_api(client, active_version):
+    for _ in range(3):
+        assert client.post(URL, {"bmi": "27.5"}).status_code == 303
+
+    refused = client.post(URL, {"bmi": "27.5"})
+
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    page = refused.content.decode()
+    assert "Too many predictions" in page and "Nothing was predicted or recorded" in page
+    assert PredictionLog.objects.count() == 3
+    # One budget per client: the API's predict scope is spent too.
+    assert client.post("/api/v1/predict", {"bmi": 27.5}, content_type="application/json").status_code == 429
+    # Another client is not affected.
+    assert Client(REMOTE_ADDR="192.0.2.8").post(URL, {"bmi": "27.5"}).status_code == 303

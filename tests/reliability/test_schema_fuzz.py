@@ -13,7 +13,6 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -22,6 +21,7 @@ from schemathesis.checks import (
 )
 
 from bmiproject.wsgi import application
+from tests.conftest import token_for
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = {"deadline": None, "derandomize": True, "suppress_health_check": list(HealthCheck), "database": None}
@@ -48,7 +48,7 @@ def staff_headers(db, staff_user, unthrottled, active_version, train_version):
     # A registry with history, so that promote, rollback and the detail pages have real targets.
     train_version(promote=False, random_state=1)
     train_version(promote=True, random_state=2)
-    return {"Authorization": f"Token {Token.objects.create(user=staff_user).key}"}
+    return {"Authorization": f"Token {token_for(staff_user)}"}
 
 
 @cheap.parametrize()
