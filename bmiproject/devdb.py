@@ -30,6 +30,7 @@ import socket
 import stat
 import subprocess
 from pathlib import Path
+from urllib.parse import urlunsplit
 
 import psycopg2
 from django.core.exceptions import ImproperlyConfigured
@@ -60,7 +61,7 @@ class EmbeddedPostgres:
                 fcntl.flock(self._lease, fcntl.LOCK_SH)
                 atexit.register(self.release)
             port = self._running_port() or self._start()
-        return f"postgres://postgres:{self._password()}@127.0.0.1:{port}/{DATABASE}"
+        return urlunsplit(("postgres", f"postgres:{self._password()}@127.0.0.1:{port}", f"/{DATABASE}", "", ""))
 
     def release(self) -> None:
         """Give up this process's lease; the last user stops the server."""

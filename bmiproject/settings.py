@@ -126,7 +126,7 @@ DATABASE_URL = env_str("DATABASE_URL")
 if not DATABASE_URL:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DATABASE_URL is not set. Set it to the PostgreSQL database (postgres://user:password@host:5432/name), "
+            "DATABASE_URL is not set. Set it to the PostgreSQL database's URL (README, Configuration), "
             "or set DEBUG=1 for local development on the embedded PostgreSQL."
         )
     DATABASE_URL = devdb.database_url()
