@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
 
 from predictor import services, serving
 from predictor.ml.data import Dataset, load_diabetes_bmi
@@ -16,20 +13,6 @@ from predictor.ml.data import Dataset, load_diabetes_bmi
 def diabetes() -> Dataset:
     """scikit-learn's diabetes data, BMI column, last 20 rows held out (loaded once)."""
     return load_diabetes_bmi()
-
-
-def _require_postgres(node) -> None:
-    """Tests marked ``postgres`` need the real database: skipped on SQLite, failed in CI without it."""
-    if node.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        reason = "needs PostgreSQL (set DATABASE_URL); CI runs it there"
-        if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_TESTS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def pytest_runtest_setup(item):
-    # Before any fixture runs, so a PostgreSQL-only fixture never starts on SQLite.
-    _require_postgres(item)
 
 
 @pytest.fixture(autouse=True)

@@ -137,7 +137,6 @@ def test_no_active_model_is_a_503(api, train_version):
     assert not PredictionLog.objects.exists()
 
 
-@pytest.mark.postgres  # a read-only transaction
 def test_database_error_while_logging_is_a_503_and_returns_no_prediction(api, active_version):
     api.post(URL, {"bmi": 25.0}, format="json")  # warm the model cache: only the INSERT remains
     savepoint = transaction.savepoint()

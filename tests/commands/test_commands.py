@@ -5,10 +5,13 @@ import sys
 from io import StringIO
 from pathlib import Path
 
+import psycopg2
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from predictor.models import ModelVersion, PromotionEvent
+from tests.deploy.test_gunicorn import database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -147,12 +150,32 @@ def test_bootstrap_trains_only_when_nothing_is_active():
     assert ModelVersion.objects.count() == 1
 
 
-def test_a_failing_gate_exits_non_zero_in_a_shell(tmp_path):
+@pytest.fixture
+def empty_database_url():
+    """A fresh database beside the test database: the commands below commit, in other processes."""
+    db = connection.settings_dict
+    name = f"{db['NAME']}_gate"
+    server = psycopg2.connect(
+        dbname="postgres", user=db["USER"], password=db["PASSWORD"] or None, host=db["HOST"], port=db["PORT"] or 5432
+    )
+    server.autocommit = True
+    try:
+        with server.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        yield f"{database_url().rsplit('/', 1)[0]}/{name}"
+        with server.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        server.close()
+
+
+def test_a_failing_gate_exits_non_zero_in_a_shell(empty_database_url):
     # A pipeline sees the exit status, not the exception: check it in a real process.
     env = {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "bmiproject.settings_test",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'gate.sqlite3'}",
+        "DATABASE_URL": empty_database_url,
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     failed = subprocess.run(

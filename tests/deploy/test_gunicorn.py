@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from predictor.management.commands.smoke_test import BATCH_BMI
@@ -37,16 +36,6 @@ pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
 
 # Generous: two workers import Django and NumPy on a shared 2-core machine.
 START_DEADLINE_SECONDS = 60
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    # By vendor, not ENGINE: the project may wrap Django's PostgreSQL backend in its own.
-    if connection.vendor != "postgresql":
-        reason = "gunicorn runs in another process: it needs the PostgreSQL test database (set DATABASE_URL)"
-        if os.environ.get("REQUIRE_ALL_TESTS") or os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -159,7 +159,6 @@ def test_service_accepts_the_batch_id_as_text(batch):
     assert (outcome.batch_id, outcome.position, outcome.source) == (batch.pk, 1, "clinic")
 
 
-@pytest.mark.postgres
 def test_the_batch_stays_locked_against_a_delete_until_the_outcome_commits(transactional_db, train_version, log_batch):
     # A prune deleting the batch between the size check and the insert would leave an outcome
     # pointing past a deleted batch; the row lock makes such a delete wait for the commit.

@@ -143,7 +143,6 @@ def committed_rows(transactional_db, train_version, log_predictions):
     return log_predictions(train_version(promote=True), [22.0, 26.0])
 
 
-@pytest.mark.postgres
 def test_a_prediction_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_rows, monkeypatch):
     # The deletion lands after the lookup, as a prune without the lock would; the foreign key then
     # fails at COMMIT, outside any inner handler.
@@ -165,7 +164,6 @@ def test_a_prediction_deleted_during_the_import_is_a_clear_command_error(tmp_pat
     assert not Outcome.objects.exists()
 
 
-@pytest.mark.postgres
 def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, committed_rows, monkeypatch):
     original = services._existing
     blocked = []
@@ -184,7 +182,6 @@ def test_the_import_locks_its_predictions_against_a_concurrent_delete(tmp_path, 
     assert Outcome.objects.count() == 2
 
 
-@pytest.mark.postgres
 def test_prune_deletes_imported_outcomes_with_their_predictions(committed_rows):
     PredictionLog.objects.update(created_at=timezone.now() - timedelta(days=400))
     services.outcomes_import(source="prediction_id,observed\n" + "".join(f"{r.pk},120\n" for r in committed_rows))
@@ -272,7 +269,6 @@ def committed_batch(transactional_db, train_version, log_batch):
     return log_batch(train_version(promote=True), [22.0, 26.0])
 
 
-@pytest.mark.postgres
 def test_the_import_locks_its_batches_against_a_concurrent_delete(tmp_path, committed_batch, monkeypatch):
     original = services._batch_sizes
     blocked = []
@@ -290,7 +286,6 @@ def test_the_import_locks_its_batches_against_a_concurrent_delete(tmp_path, comm
     assert BatchOutcome.objects.count() == 2
 
 
-@pytest.mark.postgres
 def test_a_batch_deleted_during_the_import_is_a_clear_command_error(tmp_path, committed_batch, monkeypatch):
     original = services._batch_sizes
 
@@ -308,7 +303,6 @@ def test_a_batch_deleted_during_the_import_is_a_clear_command_error(tmp_path, co
     assert not BatchOutcome.objects.exists()
 
 
-@pytest.mark.postgres
 def test_prune_deletes_imported_batch_outcomes_with_their_batch(committed_batch):
     PredictionBatch.objects.update(created_at=timezone.now() - timedelta(days=400))
     services.outcomes_import(

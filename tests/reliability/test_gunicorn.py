@@ -30,7 +30,7 @@ from predictor import services
 from predictor.models import ModelVersion, PredictionBatch, PredictionLog
 from tests.deploy.test_gunicorn import collected_static, database_url, free_port, image_server  # noqa: F401
 
-pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.gunicorn, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # Benchmark-style settings without the benchmark: no throttling (one client sends thousands of
 # requests), plain HTTP on loopback, no worker recycling in the middle of a count.

@@ -18,7 +18,7 @@ import pytest
 from predictor.models import ModelVersion, PromotionEvent
 from tests.deploy.test_gunicorn import database_url
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 # Load Django first, then wait until every process has (a barrier of files), then run the command.

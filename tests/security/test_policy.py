@@ -44,7 +44,7 @@ def test_no_secret_in_any_tracked_file():
     assert len(files) > 50  # really the repository, not an empty listing
     found = []
     for path in files:
-        if not path.is_file() or path.suffix in {".png", ".sqlite3", ".ico", ".woff", ".woff2"}:
+        if not path.is_file() or path.suffix in {".png", ".ico", ".woff", ".woff2"}:
             continue
         text = path.read_text(errors="ignore")
         for kind, pattern in SECRET_PATTERNS.items():
@@ -74,7 +74,7 @@ def test_settings_take_the_secret_key_and_database_only_from_the_environment():
     source = (ROOT / "bmiproject" / "settings.py").read_text()
     assert re.search(r'SECRET_KEY = env_str\("SECRET_KEY"\)', source)
     assert re.search(r'env_str\("DATABASE_URL"\)', source)
-    # No credentials in the settings' code (a comment may show the URL's shape): SQLite is the default.
+    # No credentials in the settings' code (a comment may show the URL's shape).
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
     assert not re.search(r"postgres(?:ql)?://", code)
 

@@ -11,7 +11,6 @@ from predictor.models import ModelVersion, PromotionEvent
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.postgres,  # row locks
 ]
 
 

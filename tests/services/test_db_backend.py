@@ -7,7 +7,6 @@ from django.db import DatabaseError, connection, connections
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.postgres,
 ]
 
 IDLE_GRACE = 0.2  # short, for the tests that wait it out

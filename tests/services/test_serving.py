@@ -67,12 +67,11 @@ def test_large_batch_is_logged_exactly(active_version):
     result = serving.predict_batch(bmis)
     batch = PredictionBatch.objects.get(pk=result.batch_id)
     assert batch.size == 10_000
-    # Floats survive the write bit for bit (binary COPY on PostgreSQL, JSON on SQLite).
+    # Floats survive the write bit for bit (the binary COPY).
     assert batch.bmi == bmis
     assert batch.predictions == result.predictions
 
 
-@pytest.mark.postgres  # the binary COPY path
 def test_the_arrays_are_real_float8_arrays_in_postgresql(active_version):
     result = serving.predict_batch([20.0, 30.5, 41.25])
     with connection.cursor() as cursor:
@@ -96,14 +95,8 @@ def test_a_failed_batch_write_logs_nothing_and_returns_nothing(active_version, m
     serving.predict_batch([25.0])
     # A batch whose write fails in the database (here: its arrays disagree with its size, which
     # a check constraint rejects) raises, and leaves no row behind.
-    real = serving._float8_array if connection.vendor == "postgresql" else None
-    if real is not None:
-        monkeypatch.setattr(serving, "_float8_array", lambda values: real(values[:-1]))
-    else:
-        create = PredictionBatch.objects.create
-        monkeypatch.setattr(
-            PredictionBatch.objects, "create", lambda **kwargs: create(**{**kwargs, "bmi": kwargs["bmi"][:-1]})
-        )
+    real = serving._float8_array
+    monkeypatch.setattr(serving, "_float8_array", lambda values: real(values[:-1]))
     with pytest.raises(DatabaseError):
         serving.predict_batch([25.0, 26.0, 27.0])
     assert PredictionBatch.objects.count() == 1
@@ -122,7 +115,6 @@ def test_serving_imports_neither_scikit_learn_nor_matplotlib():
     assert output.strip() == "[]"
 
 
-@pytest.mark.postgres  # prepared statements
 def test_the_logging_insert_is_prepared_once_per_connection_and_again_after_a_lost_statement(active_version):
     first = serving.predict_one(25.0)
     name = connection._predictor_prepared[1]
