@@ -16,7 +16,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 # Migrate, train and promote a first model if none is active, serve. Without DATABASE_URL each
-# command shares the embedded PostgreSQL in .pgdata/, which stops when the last of them exits.
+# command starts or joins the embedded PostgreSQL in .pgdata/; the last one to exit stops it.
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DEBUG=1 $(BIN)/python manage.py bootstrap
