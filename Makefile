@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install lint bench clean
+.PHONY: run test chromium install lint bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,15 +15,24 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed
 
-# Set up on SQLite (db.sqlite3), train and promote a first model if none is active, serve.
+# Migrate, train and promote a first model if none is active, serve. Without DATABASE_URL each
+# command starts or joins the embedded PostgreSQL in .pgdata/; the last one to exit stops it.
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input
 	DEBUG=1 $(BIN)/python manage.py bootstrap
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-# The whole test suite. Uses SQLite unless DATABASE_URL is set (CI sets PostgreSQL).
-test: install
+# The whole test suite, none skipped: on the embedded PostgreSQL unless DATABASE_URL is set (CI).
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium. As root (CI, a container) it is installed here; as
+# anyone else those tests fail naming the package, never skip.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Chromium for the browser tests."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 # The benchmark against the FastAPI reference (PostgreSQL on 127.0.0.1; see docs/performance.md).
 bench: install bench/.venv/.installed

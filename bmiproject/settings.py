@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from bmiproject import devdb
 from bmiproject.env import env_bool, env_float, env_int, env_ip_networks, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -125,11 +126,19 @@ TEMPLATES = [
     },
 ]
 
-# SQLite is the embedded default for a first run; CI and production set DATABASE_URL
-# (postgres://user:password@host:5432/name).
+# PostgreSQL everywhere. CI and production set DATABASE_URL (postgres://user:password@host:5432/name);
+# without it a developer's run (DEBUG on, or the test settings) gets the embedded server in .pgdata/.
+DATABASE_URL = env_str("DATABASE_URL")
+if not DATABASE_URL:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not set. Set it to the PostgreSQL database's URL (README, Configuration), "
+            "or set DEBUG=1 for local development on the embedded PostgreSQL."
+        )
+    DATABASE_URL = devdb.database_url()
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        DATABASE_URL,
         conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
         # Off by default: the ping (SELECT 1) before a request's first query doubled the round trips
         # of a prediction (docs/performance.md). Without it, a connection that died while idle (a

@@ -6,6 +6,8 @@ from the environment (DATABASE_URL in CI) still win.
 
 import os
 
+from bmiproject import devdb
+
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 32)
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
@@ -14,6 +16,10 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+# The embedded PostgreSQL unless DATABASE_URL names one (CI). Exported, so that the servers and
+# commands the tests start in other processes use the same database.
+if not os.environ.get("DATABASE_URL"):
+    os.environ["DATABASE_URL"] = devdb.database_url()
 
 from bmiproject.settings import *  # noqa: F403
 

@@ -391,7 +391,7 @@ def test_rollback_with_nothing_to_roll_back_to_is_a_409(staff_token_client, acti
 
 @pytest.mark.parametrize("number", ["2147483648", "99999999999999999999999"])
 def test_versions_beyond_the_column_range_are_not_found(api, staff_token_client, db, number):
-    # Not a 500 from the database driver (SQLite cannot bind past 2**63): such a version cannot exist.
+    # Not a 500 from the database (a number beyond the column's range is an error there): no such version.
     assert api.get(f"/api/v1/models/{number}").json()["error"]["message"] == f"Version {number} does not exist."
     assert staff_token_client.post(f"/api/v1/models/{number}/promote", {}, format="json").status_code == 404
     assert staff_token_client.get(f"/api/v1/models/{number}/monitoring").status_code == 404

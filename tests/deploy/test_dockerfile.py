@@ -72,5 +72,5 @@ def test_image_runs_gunicorn_with_the_config_file():
 
 def test_dockerignore_keeps_secrets_databases_and_dev_files_out():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    for entry in (".git", ".venv", ".env", "db.sqlite3", "staticfiles", "tests", "requirements-dev.*"):
+    for entry in (".git", ".venv", ".env", ".pgdata", "staticfiles", "tests", "requirements-dev.*"):
         assert entry in ignored, entry

@@ -78,6 +78,7 @@ def test_production_defaults_are_the_safe_ones_without_any_security_variable():
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "bmiproject.settings",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_URL": "postgres://app:password@db.internal:5432/bmi",
     }
     values = settings_of(
         env,
@@ -111,7 +112,12 @@ def test_production_defaults_are_the_safe_ones_without_any_security_variable():
 
 
 def test_debug_turns_the_https_only_settings_off_for_local_development():
-    env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "bmiproject.settings", "DEBUG": "1"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "bmiproject.settings",
+        "DEBUG": "1",
+        "DATABASE_URL": "postgres://app:password@db.internal:5432/bmi",
+    }
     values = settings_of(env, "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SESSION_COOKIE_SECURE")
     assert values == {"SECURE_SSL_REDIRECT": False, "SECURE_HSTS_SECONDS": 0, "SESSION_COOKIE_SECURE": False}
 
@@ -158,3 +164,9 @@ def test_without_database_url_the_settings_never_fall_back_to_sqlite():
         assert "ImproperlyConfigured" in result.stderr and "DATABASE_URL" in result.stderr, result.stderr
     else:
         assert result.stdout.strip() == "django.db.backends.postgresql"
+
+
+def test_start_up_refuses_without_database_url():
+    # The embedded PostgreSQL is for development only: production must name its database.
+    result = run([sys.executable, "manage.py", "check"], production_env(DATABASE_URL=None))
+    assert result.returncode != 0 and "DATABASE_URL is not set" in result.stderr

@@ -18,21 +18,15 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from predictor.models import PredictionLog
+from tests.deploy.test_gunicorn import database_url
 
 pytestmark = [pytest.mark.gunicorn, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "gunicorn-test-token"
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def gunicorn_server(transactional_db, tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bmiproject.settings_test",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "PREDICTOR_METRICS_TOKEN": TOKEN,
         "PREDICTOR_METRICS_CACHE_SECONDS": "0",
