@@ -152,3 +152,25 @@ def test_production_waits_for_approval_and_gets_the_revision_registered_before_s
     assert names.index("Smoke test production") > names.index(
         "Deploy the revision registered before staging to the production service"
     )
+
+
+def test_deploy_builds_the_nginx_image_and_sets_it_in_both_task_definitions():
+    staging = load("deploy.yml")["jobs"]["staging"]
+    by_name = {step.get("name"): step for step in steps(staging)}
+    build = by_name["Build and push the nginx image, tagged with the git SHA"]
+    assert build["env"]["IMAGE"].endswith(":nginx-${{ github.event.workflow_run.head_sha }}")
+    assert "--file deploy/nginx/Dockerfile deploy/nginx" in build["run"] and "docker push" in build["run"]
+    for env in ("staging", "production"):
+        nginx = by_name[f"Set the nginx image in the {env} task definition"]
+        assert nginx["with"] == {
+            "task-definition": f"rendered/{env}.json",
+            "container-name": "nginx",
+            "image": "${{ steps.nginx-image.outputs.image }}",
+        }
+        # The web image is set on the file that already has nginx's, so the result has both.
+        web = by_name[f"Set the image in the {env} task definition"]
+        assert web["with"]["task-definition"] == f"${{{{ steps.{env}-nginx.outputs.task-definition }}}}"
+        assert web["with"]["container-name"] == "web"
+    assert "hadolint --failure-threshold style Dockerfile deploy/nginx/Dockerfile" in commands(
+        load("ci.yml")["jobs"]["lint"]
+    )
