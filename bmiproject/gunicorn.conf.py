@@ -8,8 +8,9 @@ import os
 
 from bmiproject.env import env_bool, env_int, env_list, env_str
 
-# ECS maps the container port to the task's address; 0.0.0.0 so the load balancer can reach it.
-bind = f"0.0.0.0:{env_int('PORT', 8000, minimum=1)}"
+# 0.0.0.0 when gunicorn faces clients itself (`docker run -p`); in ECS the task definitions set
+# 127.0.0.1, so only the nginx container of the same task (which shares its localhost) reaches it.
+bind = f"{env_str('GUNICORN_HOST', '0.0.0.0')}:{env_int('PORT', 8000, minimum=1)}"  # noqa: S104
 
 
 def _default_workers() -> int:

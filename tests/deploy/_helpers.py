@@ -8,6 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
+NGINX_DOCKERFILE = ROOT / "deploy" / "nginx" / "Dockerfile"
+NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 TASK_DEFINITIONS = {env: ROOT / "deploy" / "ecs" / f"{env}.json" for env in ("staging", "production")}
 WORKFLOWS = ROOT / ".github" / "workflows"
 
@@ -18,13 +20,14 @@ PLACEHOLDERS = {
     "__APP_HOST__": "bmi.example.com",
     "__GIT_SHA__": "0123456789abcdef0123456789abcdef01234567",
     "__IMAGE__": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bmi-progression:0123456789abcdef",
+    "__NGINX_IMAGE__": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bmi-progression:nginx-0123456789abcdef",
 }
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
     logical, current = [], ""
-    for line in DOCKERFILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         stripped = line.strip()
         if not current and (not stripped or stripped.startswith("#")):
             continue
@@ -55,8 +58,8 @@ def image_command() -> list[str]:
     return entrypoint + exec_form(found["CMD"])
 
 
-def healthcheck_command() -> list[str]:
-    _, arguments = next(pair for pair in dockerfile_instructions() if pair[0] == "HEALTHCHECK")
+def healthcheck_command(path: Path = DOCKERFILE) -> list[str]:
+    _, arguments = next(pair for pair in dockerfile_instructions(path) if pair[0] == "HEALTHCHECK")
     match = re.search(r"\bCMD\s+(\[.*\])\s*$", arguments)
     assert match, f"HEALTHCHECK must use the exec form: {arguments}"
     return exec_form(match.group(1))
@@ -69,9 +72,9 @@ def rendered_task_definition(env: str) -> dict:
     return json.loads(text)
 
 
-def container(task_definition: dict) -> dict:
-    (web,) = [c for c in task_definition["containerDefinitions"] if c["name"] == "web"]
-    return web
+def container(task_definition: dict, name: str = "web") -> dict:
+    (found,) = [c for c in task_definition["containerDefinitions"] if c["name"] == name]
+    return found
 
 
 def environment(task_definition: dict) -> dict[str, str]:

