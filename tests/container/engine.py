@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -61,6 +62,10 @@ class Engine:
         assert healthcheck and healthcheck.get("Test"), f"{image} has no HEALTHCHECK: {healthcheck}"
         return healthcheck
 
+    def image_id(self, image: str) -> str | None:
+        output = self("image", "inspect", "--format", "{{.Id}}", image, check=False).strip()
+        return output if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", output) else None
+
     def image_size(self, image: str) -> int:
         return int(self("image", "inspect", "--format", "{{.Size}}", image).strip())
 
@@ -77,7 +82,7 @@ class Engine:
             # podman's --read-only also mounts writable tmpfs on /run and /var/tmp, which ECS does
             # not; and it schedules HEALTHCHECKs with systemd timers, absent here (the test runs
             # the image's HEALTHCHECK command itself).
-            options += ["--read-only-tmpfs=false", "--health-interval", "disable"]
+            options += ["--read-only-tmpfs=false", "--no-healthcheck"]
         return options
 
 
