@@ -20,7 +20,7 @@ ENV PATH=/opt/venv/bin:$PATH
 # Runtime requirements only (never requirements-dev.txt): no test tools in the image. Every
 # package ships a manylinux wheel, so no compiler is needed even here. Then out of what the final
 # stage copies goes what nothing runs: pip and setuptools (nothing is installed at run time) and the
-# packages' own test suites (numpy, scipy, scikit-learn: about 90 MB with their bytecode). Budget
+# packages' own test suites (numpy, scipy, scikit-learn: 63 MB with their bytecode). Budget
 # and measurements: docs/deployment.md.
 COPY requirements.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt \
