@@ -12,13 +12,20 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-RUN python -m venv /opt/venv
+# python3, not python: Debian's own python3 (the local base, deploy/container/debian-base-image.sh)
+# has no `python`; the official image has both. Inside the venv both names exist.
+RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 # Runtime requirements only (never requirements-dev.txt): no test tools in the image. Every
-# package ships a manylinux wheel, so no compiler is needed even here.
+# package ships a manylinux wheel, so no compiler is needed even here. Then out of what the final
+# stage copies goes what nothing runs: pip and setuptools (nothing is installed at run time) and the
+# packages' own test suites (numpy, scipy, scikit-learn: 63 MB with their bytecode). Budget
+# and measurements: docs/deployment.md.
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt
+RUN pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt \
+    && pip uninstall --yes pip setuptools \
+    && find /opt/venv/lib -type d -name tests -prune -exec rm -rf {} +
 
 # --- Final stage: the virtualenv, the code and the collected static files --------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,4 +1,7 @@
-"""The Dockerfile, checked without a Docker engine: hadolint, and what the image must (not) contain."""
+"""The Dockerfile, read without building it: hadolint, and what the image must (not) contain.
+
+tests/container builds it and runs the image.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """The image's own command, gunicorn with bmiproject/gunicorn.conf.py, run against the test database.
 
-No Docker engine runs here, so the command is read from the Dockerfile's CMD (they cannot drift)
-and started as a subprocess with the production task definition's environment, the way ECS starts
-the container. The smoke test then checks it end to end, and SIGTERM (what ECS sends to stop a
+The command is read from the Dockerfile's CMD (they cannot drift) and started as a subprocess,
+outside a container, with the production task definition's environment, the way ECS starts the
+container: fast, on the test database, and with its failure paths. tests/container runs the same
+command inside the built image. The smoke test then checks it end to end, and SIGTERM (what ECS sends to stop a
 task) must end it cleanly.
 """
 
