@@ -45,10 +45,11 @@ WORKDIR /app
 COPY --chown=root:root . /app
 
 # whitenoise serves the hashed, compressed files collected here. collectstatic imports the
-# settings, which refuse to load without SECRET_KEY: the value below exists only for this RUN
-# (it is not an ENV, so it is not in the image) and signs nothing.
-# Bytecode is compiled now because the root filesystem is read-only at run time.
-RUN SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectstatic --no-input \
+# settings, which refuse to load without SECRET_KEY and DATABASE_URL: the values below exist only
+# for this RUN (they are not ENV, so they are not in the image); nothing is signed and no database
+# is connected to. Bytecode is compiled now because the root filesystem is read-only at run time.
+RUN SECRET_KEY=collectstatic-build-only-not-a-secret DATABASE_URL=postgres://build-only.invalid/none \
+    python manage.py collectstatic --no-input \
     && python -m compileall -q /app /opt/venv
 
 # Numeric, so orchestrators can verify it is not root. The code is owned by root and read-only
