@@ -243,6 +243,11 @@ PREDICTOR_BMI_MAX = env_float("PREDICTOR_BMI_MAX", 80.0)
 if not PREDICTOR_BMI_MIN < PREDICTOR_BMI_MAX:
     raise ImproperlyConfigured("PREDICTOR_BMI_MIN must be below PREDICTOR_BMI_MAX.")
 PREDICTOR_BATCH_MAX = env_int("PREDICTOR_BATCH_MAX", 10_000, minimum=1)
+# Nominal coverage of the prediction interval every answer carries (stored with each version at
+# training time; predictor/ml/intervals.py).
+PREDICTOR_INTERVAL_LEVEL = env_float("PREDICTOR_INTERVAL_LEVEL", 0.95)
+if not 0.5 <= PREDICTOR_INTERVAL_LEVEL < 1.0:
+    raise ImproperlyConfigured("PREDICTOR_INTERVAL_LEVEL must be from 0.5 up to (not including) 1, e.g. 0.95.")
 # Predictions are open to anonymous callers unless this is set.
 PREDICTOR_PREDICTIONS_REQUIRE_AUTH = env_bool("PREDICTOR_PREDICTIONS_REQUIRE_AUTH", False)
 # How long prediction logs are kept, in days (manage.py prune_predictions uses it by default).

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from predictor.ml.intervals import IntervalFigures
+
 
 class ModelVersion(models.Model):
     """One trained model: its coefficients, how it was trained and how well it did."""
@@ -38,6 +40,13 @@ class ModelVersion(models.Model):
         default=0, help_text="Training rows that came from observed outcomes of logged predictions."
     )
     threshold = models.FloatField(help_text="The R² gate this version was judged against when trained.")
+
+    # The prediction interval ŷ ± t · s · √(1 + 1/n + (x − x̄)² / Sxx), n = n_train (predictor/ml/intervals.py).
+    interval_level = models.FloatField(help_text="Nominal coverage of the prediction interval, e.g. 0.95.")
+    interval_t = models.FloatField(help_text="Student's t quantile at (1 + level) / 2, n_train − 2 degrees of freedom.")
+    residual_std = models.FloatField(help_text="Residual standard error s on the training rows (progression units).")
+    bmi_mean = models.FloatField(help_text="Mean training BMI x̄ (kg/m²).")
+    bmi_sxx = models.FloatField(help_text="Σ (x − x̄)² over the training BMIs ((kg/m²)²).")
 
     hyperparameters = models.JSONField(default=dict, help_text="Estimator parameters, seed included.")
     random_state = models.IntegerField(null=True, blank=True)
@@ -115,6 +124,18 @@ class ModelVersion(models.Model):
         if prediction < 0:
             cautions.append("A negative score is not a possible progression value: do not rely on this estimate.")
         return cautions
+
+    @property
+    def interval(self) -> IntervalFigures:
+        """What this version's prediction intervals are computed from."""
+        return IntervalFigures(
+            level=self.interval_level,
+            t=self.interval_t,
+            residual_std=self.residual_std,
+            n=self.n_train,
+            bmi_mean=self.bmi_mean,
+            bmi_sxx=self.bmi_sxx,
+        )
 
     @property
     def passed_gate(self) -> bool:

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from predictor.ml.data import DIABETES_DATASET_NAME, Dataset
+from predictor.ml.intervals import interval_figures
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
 from predictor.registry import selectors
 from predictor.registry.models import ModelVersion, PromotionEvent, RegistryLock
@@ -141,6 +142,9 @@ def model_version_train(
         raise ValueError(
             "Training gave non-finite coefficients or R² (the data's values are too large to fit); nothing was stored."
         )
+    interval = interval_figures(
+        dataset.X_train, dataset.y_train, predicted_train, level=settings.PREDICTOR_INTERVAL_LEVEL
+    )
     passed = r2_test > threshold
     user = user_or_none(user)
 
@@ -155,6 +159,11 @@ def model_version_train(
             n_test=dataset.n_test,
             n_outcome_rows=n_outcome_rows,
             threshold=threshold,
+            interval_level=interval.level,
+            interval_t=interval.t,
+            residual_std=interval.residual_std,
+            bmi_mean=interval.bmi_mean,
+            bmi_sxx=interval.bmi_sxx,
             hyperparameters=estimator.get_params(),
             random_state=random_state,
             n_epochs=estimator.n_iter_,

@@ -13,6 +13,7 @@ from predictor.models import Outcome, PredictionLog
 from predictor.predictions import serving
 
 TABLES = {
+    "predictor_apitoken",
     "predictor_modelversion",
     "predictor_promotionevent",
     "predictor_registrylock",
