@@ -10,6 +10,7 @@ from django.db import Error as DBError
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
+from predictor.api.errors import API_PREFIX, error_body
 from predictor.registry.models import ModelVersion
 
 HEALTH_PATHS = ("/healthz", "/healthz/")
@@ -82,9 +83,6 @@ class LengthRequiredMiddleware:
 
     def __call__(self, request):
         if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
-            # Imported here: at module level it makes an import cycle when gunicorn preloads the app.
-            from predictor.api.exceptions import API_PREFIX, error_body
-
             message = "Send the body with a Content-Length header; chunked request bodies are not supported."
             if request.path.startswith(API_PREFIX):
                 return JsonResponse(error_body(411, "length_required", message), status=411)

@@ -19,11 +19,10 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from predictor.api.strictjson import encodable
+from predictor.api.errors import API_PREFIX, error_body
 from predictor.predictions import serving
 from predictor.registry import services
 
-API_PREFIX = "/api/"
 # A validation message lists at most this many field errors; ``fields`` has them all.
 MESSAGE_ERRORS = 3
 
@@ -55,24 +54,6 @@ class PredictionLogUnavailable(ServiceUnavailable):
     # A prediction that could not be logged is not returned: the log is the audit trail.
     default_detail = "Prediction log unavailable; the prediction was not returned. Try again later."
     default_code = "prediction_log_unavailable"
-
-
-def _encodable_detail(detail):
-    """Every key and string of an error detail through :func:`encodable`; ErrorDetails kept when clean."""
-    if isinstance(detail, dict):
-        return {encodable(key) if isinstance(key, str) else key: _encodable_detail(v) for key, v in detail.items()}
-    if isinstance(detail, list):
-        return [_encodable_detail(item) for item in detail]
-    if isinstance(detail, str):
-        return encodable(detail)
-    return detail
-
-
-def error_body(status_code: int, code: str, message: str, fields=None) -> dict:
-    error = {"status": status_code, "code": code, "message": encodable(message)}
-    if fields is not None:
-        error["fields"] = _encodable_detail(fields)
-    return {"error": error}
 
 
 def _translate(exc: Exception) -> Exception:
