@@ -1,58 +1,174 @@
-"""Where a request's time goes, from the py-spy profile bench/run.py --profile records.
+"""Where a single prediction's CPU goes, layer by layer, from the py-spy profile bench/run.py records.
 
-Usage: .venv/bin/python bench/profile_summary.py bench/results/profile_predict_c16.speedscope.json
+Usage: .venv/bin/python bench/profile_summary.py bench/results/latest_profile_predict_c16.txt
 
-Counts the samples of worker threads inside a request (gunicorn's handle_request) and splits them
-by the first matching frame, innermost first: so "INSERT" is time in the INSERT's round trip, not
-the Python around it. py-spy samples threads that wait on a socket as busy, so these are shares of
-the request's wall time, not of CPU.
+The profile is py-spy's ``raw`` (collapsed stacks) format of our gunicorn master and workers during
+one 16-connection run of single predictions (bench/run.py records it after the timed rounds, so the
+profiler never slows a measured figure), recorded with ``--gil``: in each process only the thread
+holding the GIL is sampled. So the shares are shares of the Python work of the server, the CPU that
+limits throughput on a two-core machine, not of a request's wall time: a thread waiting for a
+socket, for PostgreSQL's answer (psycopg2 releases the GIL for it) or for the GIL is not counted.
+
+Each sample goes to the layer of its innermost frame that a rule in ``RULES`` names; frames no rule
+names (the standard library, ``django.utils``, ``prometheus_client``, ...) count for the code that
+called them. So the time psycopg2 spends in C inside ``cursor.execute`` is "psycopg2" (Django's
+``CursorWrapper._execute`` is the last Python frame before it), while Django's cursor wrapper
+around it counts for our serving code, and our DRF plug-ins (parser, permissions, throttle,
+renderer, serializers) count for the DRF step they implement.
 """
 
 from __future__ import annotations
 
 import collections
-import json
+import re
 import sys
+from dataclasses import dataclass
 
-# (label, function name, file name), matched innermost first.
-CATEGORIES = [
-    ("PostgreSQL: connection health check (SELECT 1)", "is_usable", "base.py"),
-    ("PostgreSQL: INSERT ... RETURNING + commit", "_execute", "utils.py"),
-    ("PostgreSQL: connect", "connect", "base.py"),
-    ("gunicorn: access log", "access", "glogging.py"),
-    ("gunicorn: write the response", "write", "wsgi.py"),
-    ("gunicorn: send headers", "send_headers", "wsgi.py"),
-    ("Serving: predict_one (Python)", "predict_one", "serving.py"),
-    ("DRF: parse, validate, render", "post", "views.py"),
-    ("DRF: authentication, permissions, throttles", "initial", "views.py"),
-    ("DRF: dispatch and response", "dispatch", "views.py"),
-    ("Django: middleware and URL resolution", "__call__", "base.py"),
-    ("Django: middleware and URL resolution", "get_response", "base.py"),
-    ("Django: WSGI request and response objects", "__call__", "wsgi.py"),
-    ("gunicorn: read and parse the request", "handle_request", "gthread.py"),
+GUNICORN, DJANGO, DRF, OURS, PSYCOPG2, OTHER = (
+    "gunicorn",
+    "Django request cycle",
+    "DRF view machinery",
+    "our view, serving and INSERT",
+    "psycopg2 (the client side of each query, in C)",
+    "other (no frame any rule names)",
+)
+# The order the summary lists the layers in: outermost first.
+LAYERS = [GUNICORN, DJANGO, DRF, OURS, PSYCOPG2, OTHER]
+
+
+@dataclass(frozen=True)
+class Rule:
+    layer: str
+    part: str
+    path: str  # a fragment of the frame's file path, matched from a "/" boundary
+    functions: frozenset[str] = frozenset()  # empty: any function of that file
+    # Only inside this layer (its frame is nested in one of it); elsewhere the frame is transparent.
+    within: str | None = None
+
+    def matches(self, function: str, path: str, layer: str | None) -> bool:
+        if self.path not in path:
+            return False
+        if self.functions and function.rsplit(".", 1)[-1] not in self.functions:
+            return False
+        return self.within is None or layer == self.within
+
+
+def _rule(layer: str, part: str, paths: str, functions: str = "", within: str | None = None) -> list[Rule]:
+    return [Rule(layer, part, f"/{path}", frozenset(functions.split()), within) for path in paths.split()]
+
+
+# First match wins for a frame, so a file's specific functions come before the file as a whole.
+RULES: list[Rule] = [
+    *_rule(PSYCOPG2, "execute: the INSERT's round trip", "django/db/backends/utils.py", "_execute"),
+    *_rule(PSYCOPG2, "health check (SELECT 1)", "django/db/backends/postgresql/base.py", "is_usable"),
+    *_rule(PSYCOPG2, "connect", "django/db/backends/postgresql/base.py", "get_new_connection"),
+    *_rule(PSYCOPG2, "execute: the INSERT's round trip", "psycopg2/"),
+    *_rule(DJANGO, "request signals (connection bookkeeping)", "django/db/__init__.py", "close_old_connections"),
+    *_rule(OURS, "Django's cursor and connection wrappers", "django/db/", within=OURS),
+    *_rule(OURS, "serving: cached model, prediction, log call", "predictor/predictions/serving.py"),
+    *_rule(OURS, "serving: Prometheus counter", "predictor/predictions/metrics.py"),
+    *_rule(OURS, "the view's own code", "predictor/api/views.py"),
+    *_rule(DRF, "request wrap", "rest_framework/views.py", "initialize_request get_parser_context"),
+    *_rule(DRF, "request wrap", "rest_framework/request.py", "__init__"),
+    *_rule(DRF, "content negotiation", "rest_framework/views.py", "perform_content_negotiation"),
+    *_rule(DRF, "content negotiation", "rest_framework/negotiation.py predictor/api/negotiation.py"),
+    *_rule(DRF, "authentication", "rest_framework/views.py", "perform_authentication get_authenticators"),
+    *_rule(DRF, "authentication", "rest_framework/request.py", "user _authenticate _not_authenticated"),
+    *_rule(DRF, "authentication", "rest_framework/authentication.py predictor/accounts/authentication.py"),
+    *_rule(DRF, "permissions", "rest_framework/views.py", "check_permissions get_permissions"),
+    *_rule(DRF, "permissions", "rest_framework/permissions.py predictor/api/permissions.py predictor/access.py"),
+    *_rule(DRF, "throttles", "rest_framework/views.py", "check_throttles get_throttles"),
+    *_rule(DRF, "throttles", "rest_framework/throttling.py predictor/api/throttling.py"),
+    *_rule(DRF, "parse (JSON body)", "rest_framework/request.py", "data _load_data_and_files _parse _load_stream"),
+    *_rule(DRF, "parse (JSON body)", "rest_framework/parsers.py predictor/api/parsers.py predictor/api/strictjson.py"),
+    *_rule(
+        DRF,
+        "serializer (validation)",
+        "rest_framework/serializers.py rest_framework/fields.py predictor/api/serializers.py predictor/ml/ranges.py",
+    ),
+    *_rule(DRF, "render (response body)", "rest_framework/response.py rest_framework/renderers.py"),
+    *_rule(DRF, "render (response body)", "predictor/api/renderers.py django/template/response.py"),
+    *_rule(DRF, "finalize the response (headers, Vary)", "rest_framework/views.py", "finalize_response"),
+    *_rule(DRF, "dispatch, initial, exception handling", "rest_framework/"),
+    *_rule(DJANGO, "request signals (connection bookkeeping)", "django/dispatch/"),
+    *_rule(DJANGO, "URL resolution", "django/urls/"),
+    *_rule(
+        DJANGO,
+        "our middleware (health, metrics, CSP, length, no-store)",
+        "predictor/middleware.py predictor/monitoring/middleware.py predictor/accounts/middleware.py",
+    ),
+    *_rule(
+        DJANGO,
+        "Django's and third-party middleware",
+        "django/middleware/ django/contrib/sessions/middleware.py django/contrib/auth/middleware.py "
+        "django/contrib/messages/middleware.py whitenoise/ axes/middleware.py",
+    ),
+    *_rule(DJANGO, "WSGI handler: request and response objects", "django/core/handlers/wsgi.py django/http/"),
+    *_rule(DJANGO, "handler and middleware chain", "django/core/handlers/"),
+    *_rule(GUNICORN, "access log", "gunicorn/glogging.py"),
+    *_rule(GUNICORN, "reading and parsing the request", "gunicorn/http/message.py gunicorn/http/parser.py"),
+    *_rule(GUNICORN, "reading and parsing the request", "gunicorn/http/unreader.py gunicorn/http/body.py"),
+    *_rule(GUNICORN, "WSGI environ and writing the response", "gunicorn/http/wsgi.py gunicorn/util.py"),
+    *_rule(GUNICORN, "worker loop, thread pool, keep-alive polling", "gunicorn/"),
 ]
 
+# One sample line: frames "function (path:line)" joined by ";", a space, the sample count.
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^()]*):\d+\)$")
 
-def summarize(path: str) -> list[tuple[str, float]]:
+
+def classify(frames: list[tuple[str, str]]) -> tuple[str, str]:
+    """(layer, part) of one stack, outermost frame first."""
+    found = (OTHER, "outside any frame a rule names")
+    for function, path in frames:
+        rule = next((r for r in RULES if r.matches(function, path, found[0])), None)
+        if rule is not None:
+            found = (rule.layer, rule.part)
+    return found
+
+
+def _stacks(text: str):
+    """(frames, count) per sample line. py-spy's process frames (``process N:"cmdline"``) can hold
+    newlines and semicolons, so a line is only complete once it ends in a count."""
+    pending = ""
+    for line in text.splitlines():
+        pending = f"{pending}\n{line}" if pending else line
+        stack, _, count = pending.rpartition(" ")
+        if not count.isdigit():
+            continue
+        pending = ""
+        frames = []
+        for frame in stack.split(";"):
+            match = _FRAME.match(frame)
+            if match:  # process and thread frames are not code
+                frames.append((match["function"], "/" + match["path"].lstrip("/")))
+        yield frames, int(count)
+
+
+def summarize(path: str) -> dict:
+    """Samples per (layer, part), with each one's share of all samples, largest first per layer."""
     with open(path) as handle:
-        data = json.load(handle)
-    frames = data["shared"]["frames"]
+        text = handle.read()
     totals: collections.Counter = collections.Counter()
-    in_request = 0.0
-    for profile in data["profiles"]:
-        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
-            keys = [(frames[i]["name"].rsplit(".", 1)[-1], frames[i].get("file", "").rsplit("/", 1)[-1]) for i in stack]
-            if ("handle_request", "gthread.py") not in keys:
-                continue
-            in_request += weight
-            for name, file in reversed(keys):
-                label = next((c[0] for c in CATEGORIES if c[1] == name and c[2] == file), None)
-                if label:
-                    totals[label] += weight
-                    break
-    return [(label, weight / in_request) for label, weight in totals.most_common()]
+    for frames, count in _stacks(text):
+        totals[classify(frames)] += count
+    samples = sum(totals.values())
+    rows = [
+        {"layer": layer, "part": part, "samples": n, "share": n / samples}
+        for (layer, part), n in sorted(totals.items(), key=lambda item: (LAYERS.index(item[0][0]), -item[1]))
+    ]
+    return {"samples": samples, "rows": rows}
+
+
+def layer_totals(summary: dict) -> list[tuple[str, float]]:
+    """Each layer's share, in LAYERS order (layers without samples left out)."""
+    shares: collections.Counter = collections.Counter()
+    for row in summary["rows"]:
+        shares[row["layer"]] += row["share"]
+    return [(layer, shares[layer]) for layer in LAYERS if layer in shares]
 
 
 if __name__ == "__main__":
-    for label, share in summarize(sys.argv[1]):
-        print(f"{100 * share:5.1f}%  {label}")
+    found = summarize(sys.argv[1])
+    print(f"{found['samples']} samples")
+    for row in found["rows"]:
+        print(f"{100 * row['share']:5.1f}%  {row['layer']}: {row['part']}")

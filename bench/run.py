@@ -9,11 +9,13 @@ It creates its own PostgreSQL database (``bmi_bench``, dropped and recreated), m
 bmiproject/gunicorn.conf.py), the reference (plain uvicorn, one worker, access log on), the
 reference made to validate and log every prediction (the logging peer, bench/reference/logged.py)
 and the no-framework ceiling (bench/ceiling/app.py) on free ports, drives them with wrk, checks
-that every 2xx prediction was logged, measures memory and start-up, tears everything down, prints a
-table and writes ``bench/results/latest.{json,md}``.
+that every 2xx prediction was logged, measures memory and start-up, profiles one more (untimed)
+16-connection run of ours with py-spy (``bench/profile_summary.py`` splits its CPU by layer), tears
+everything down, prints a table and writes ``bench/results/latest.{json,md}`` and the profile
+``bench/results/profile_predict_c16.txt``.
 
 ``--quick`` is a smoke run (short runs, results in the git-ignored ``bench/results/quick_*``);
-``--ab overrides`` measures variants of our own service against each other instead (see AB_SETS).
+``--ab health-checks`` measures variants of our own service against each other instead (see AB_SETS).
 
 Every ratio compares figures from this one run: absolute numbers on a shared 2-core machine drift
 from run to run. The load generator (wrk) shares the machine's two cores with the servers and with
@@ -126,36 +128,12 @@ def server_settings(url: str) -> dict:
     return found
 
 
-# Our prediction log counted as (requests logged, predictions logged): one row per answered request,
-# holding one prediction or a whole batch. One query per schema, picked by ``our_log_query``, so the
-# count works before and after the merge of the two log tables into one (then "split" can go).
-OUR_LOG_QUERIES = {
-    # Today: a predictor_predictionlog row per single prediction, and a predictor_predictionbatch
-    # row per batch holding ``size`` predictions.
-    "split": (
-        "WITH s AS (SELECT count(*) AS n FROM predictor_predictionlog), "
-        "b AS (SELECT count(*) AS n, coalesce(sum(size), 0) AS items FROM predictor_predictionbatch) "
-        "SELECT s.n + b.n, s.n + b.items FROM s, b"
-    ),
-    # After the merge: one predictor_predictionlog row per request, with ``size`` predictions in
-    # its float8[] arrays (1 for a single prediction, N for a batch of N).
-    "merged": "SELECT count(*), coalesce(sum(size), 0) FROM predictor_predictionlog",
-}
+# Our prediction log counted as (requests logged, predictions logged): one predictor_predictionlog row
+# per answered request, with ``size`` predictions in its float8[] arrays (1 for a single prediction,
+# N for a batch of N).
+OUR_LOG_QUERY = "SELECT count(*), coalesce(sum(size), 0) FROM predictor_predictionlog"
 # The logging peer writes one row per prediction.
 PEER_LOG_QUERY = f"SELECT count(*), count(*) FROM {PEER_TABLE}"
-
-
-def our_log_schema(connection) -> str:
-    """Which of OUR_LOG_QUERIES fits the migrated database: "merged" once the log has a size column."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = 'predictor_predictionlog'"
-        )
-        columns = {row[0] for row in cursor.fetchall()}
-    if not columns:
-        raise SystemExit("The database has no predictor_predictionlog table: did the migrations run?")
-    return "merged" if "size" in columns else "split"
 
 
 class LogCounter:
@@ -466,6 +444,117 @@ def measure(side: Side, kind: str, c: int, duration: float, *, counters: dict, d
     return result
 
 
+# --- Profile ---------------------------------------------------------------------------------------
+
+PROFILE_RATE_HZ = 200
+
+
+def profile_ours(server: Server, run, duration: float, timed: dict | None, output: Path) -> dict:
+    """``run`` (one more 16-connection run of ours) under py-spy, its CPU split by layer.
+
+    After the timed rounds, so the profiler slows no figure the table reports. ``--gil``: in each
+    process only the thread holding the GIL is sampled, i.e. Python running; without it py-spy counts
+    every runnable thread, and on two oversubscribed cores a thread woken from epoll or from
+    PostgreSQL's answer stays runnable, waiting for a core, long enough to dominate the profile.
+    ``--nonblocking``: the processes are read without being paused (paused workers answer less; the
+    price is a slightly less exact stack now and then). The layers' shares become microseconds per
+    request through the timed rounds' median CPU per request of our server's processes (so the
+    kernel's share, system calls included, is spread over the layers by their share); the
+    PostgreSQL backends' CPU per request, which no Python profile sees, is reported beside them.
+    The raw profile (collapsed stacks) is kept beside the results.
+    """
+    import profile_summary  # bench/, on sys.path as this script's folder
+
+    path = output.with_name(f"{output.name}_profile_predict_c16.txt")
+    profiler = subprocess.Popen(
+        [
+            str(BENCH_VENV / "py-spy"),
+            "record",
+            "--pid",
+            str(server.process.pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--gil",
+            "--rate",
+            str(PROFILE_RATE_HZ),
+            "--format",
+            "raw",
+            "--output",
+            str(path),
+            "--duration",
+            str(int(duration)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    measured = run()
+    try:
+        _, errors = profiler.communicate(timeout=duration + 30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        raise RuntimeError("py-spy did not finish its recording") from None
+    if profiler.returncode != 0 or not path.exists():
+        raise RuntimeError(
+            f"py-spy failed ({errors.strip()[-500:]}); it needs to ptrace the workers (root or "
+            "CAP_SYS_PTRACE). --no-profile runs the benchmark without it."
+        )
+    summary = profile_summary.summarize(str(path))
+    basis = timed or measured
+    gunicorn_us, postgres_us = basis["cpu_ms_per_request"] * 1e3, basis["postgres_cpu_ms_per_request"] * 1e3
+    for row in summary["rows"]:
+        row["us_per_request"] = row["share"] * gunicorn_us
+    layers = [
+        {"layer": layer, "share": share, "us_per_request": share * gunicorn_us}
+        for layer, share in profile_summary.layer_totals(summary)
+    ]
+    log(f"profile: {summary['samples']} samples in {path.relative_to(ROOT)}")
+    return {
+        "file": str(path.relative_to(ROOT)),
+        "rate_hz": PROFILE_RATE_HZ,
+        "samples": summary["samples"],
+        "basis": "timed rounds (median)" if timed else "the profiled run",
+        "gunicorn_cpu_us_per_request": gunicorn_us,
+        "postgres_cpu_us_per_request": postgres_us,
+        "rows": summary["rows"],
+        "layers": layers,
+        "profiled_run": measured,
+    }
+
+
+def profile_lines(r: dict) -> list[str]:
+    """The profile as a table: each layer's total, then its parts."""
+    found = r.get("profile")
+    if not found:
+        return []
+    run = found["profiled_run"]
+    lines = [
+        "",
+        f"Where a single prediction's CPU goes, 16 connections: py-spy at {found['rate_hz']} Hz over our "
+        f"gunicorn master and workers during one more run after the timed ones ({run['rps']:,.0f} requests/s "
+        f"under the profiler, logged = answered: {_fmt(run['logged_2xx_equal'])}), {found['samples']:,} samples "
+        f"of the thread holding each process's GIL (`{found['file']}`, split by `bench/profile_summary.py`). "
+        f"Microseconds are each share of our processes' CPU per request in the {found['basis']}, "
+        f"{found['gunicorn_cpu_us_per_request']:,.0f} µs (system calls spread by share: psycopg2's wait for "
+        "PostgreSQL holds no GIL and costs no CPU); PostgreSQL's backends, which no Python profile sees, "
+        "are the last row.",
+        "",
+        "| Layer | Part | Share of our processes' CPU | µs per request |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for layer in found["layers"]:
+        share, us = f"{100 * layer['share']:.1f} %", f"{layer['us_per_request']:,.0f}"
+        lines.append(f"| **{layer['layer']}** | | **{share}** | **{us}** |")
+        for row in found["rows"]:
+            if row["layer"] == layer["layer"]:
+                lines.append(f"| | {row['part']} | {100 * row['share']:.1f} % | {row['us_per_request']:,.0f} |")
+    lines.append(
+        f"| **PostgreSQL backends** | the INSERT and its durable commit, server side | - | "
+        f"**{found['postgres_cpu_us_per_request']:,.0f}** |"
+    )
+    return lines
+
+
 # --- Phases ----------------------------------------------------------------------------------------
 
 
@@ -540,14 +629,6 @@ def package_versions() -> dict:
         out = subprocess.run([str(python), "-c", code, *names], check=True, capture_output=True, text=True).stdout
         found.update(json.loads(out))
     return found
-
-
-def gunicorn_setting(command: list[str], env: dict, name: str) -> str:
-    """One setting as gunicorn resolves it for ``command`` (config file, then command line)."""
-    out = subprocess.run(
-        [*command[:-1], "--print-config", command[-1]], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-    ).stdout
-    return re.search(rf"^{name}\s+= (.*)$", out, re.MULTILINE).group(1)
 
 
 def uvicorn_server(name: str, module: str, port: int, env: dict, workdir: Path) -> Server:
@@ -655,13 +736,16 @@ def parse_args():
         help="WEB_CONCURRENCY for gunicorn (default: gunicorn.conf.py's own default).",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="Record a py-spy profile of every worker during the 16-connection run."
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="Skip the py-spy profile of ours (one more, untimed, 16-connection run after the timed ones).",
     )
     parser.add_argument(
         "--ab",
         choices=sorted(AB_SETS),
         help="Instead of the comparison, an A/B of our service's variants: single predictions at 16 "
-        "connections, interleaved, --rounds rounds (overrides: the framework overrides against stock).",
+        "connections, interleaved, --rounds rounds (health-checks: CONN_HEALTH_CHECKS off, the default, and on).",
     )
     parser.add_argument(
         "--quick",
@@ -820,9 +904,8 @@ def run_comparison(args) -> int:
         log(f"BMI range {bmi_min:g}..{bmi_max:g} validated alike: {results['validation']}")
 
         connection = _connect(args.database_url)
-        results["our_log_schema"] = our_log_schema(connection)
         counters = {
-            "ours": LogCounter(connection, OUR_LOG_QUERIES[results["our_log_schema"]]),
+            "ours": LogCounter(connection, OUR_LOG_QUERY),
             "reference_logged": LogCounter(connection, PEER_LOG_QUERY),
         }
 
@@ -844,37 +927,22 @@ def run_comparison(args) -> int:
         for c in connections:
             rounds, names = (args.rounds, list(sides)) if c == 16 else (1, ["reference", "ours"])
             measured = {side: [] for side in names}
-            for round_ in range(rounds):
+            for _ in range(rounds):
                 for side in names:
-                    profiler = None
-                    if args.profile and side == "ours" and c == 16 and round_ == 0:
-                        profiler = subprocess.Popen(
-                            [
-                                str(BENCH_VENV / "py-spy"),
-                                "record",
-                                "--pid",
-                                str(ours.process.pid),
-                                "--subprocesses",
-                                "--rate",
-                                "250",
-                                "--format",
-                                "speedscope",
-                                "--output",
-                                str(RESULTS / "profile_predict_c16.speedscope.json"),
-                                "--duration",
-                                str(int(args.duration)),
-                            ],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                        )
                     measured[side].append(load(side, "predict", c, args.duration))
-                    if profiler is not None:
-                        profiler.wait()
             for side, results_ in measured.items():
                 runs[side]["predict"][str(c)] = combine_rounds(results_)
         for side in ("reference", "ours"):
             runs[side]["batch"]["1"] = load(side, "batch", 1, args.duration)
         results["load"] = runs
+        if args.profile:
+            results["profile"] = profile_ours(
+                ours,
+                lambda: load("ours", "predict", 16, args.duration),
+                args.duration,
+                runs["ours"]["predict"].get("16"),
+                Path(args.output),
+            )
 
         results["memory_mib"] = {
             "ours_workers": [memory(pid) for pid in ours.serving_pids()],
@@ -898,17 +966,15 @@ def run_comparison(args) -> int:
 
 # --- A/B of our own variants -----------------------------------------------------------------------
 
-# Our settings with Django's stock PostgreSQL backend (bench/ab/stock_db_settings.py), found through
-# PYTHONPATH, so the service's code is measured unchanged.
-_STOCK_DB = {"DJANGO_SETTINGS_MODULE": "stock_db_settings", "PYTHONPATH": str(BENCH / "ab")}
-# Each set: variant name -> (environment overrides, extra gunicorn arguments). The first variant is
-# the one the others are compared with. Command-line arguments override gunicorn.conf.py's values.
+# Each set: variant name -> environment overrides of the service's own settings (its code runs
+# unchanged). The first variant is the one the others are compared with.
 AB_SETS = {
-    "overrides": {
-        "as shipped: custom DB backend (health-check grace), lazy access logger": ({}, []),
-        "stock DB backend, CONN_HEALTH_CHECKS on": ({**_STOCK_DB, "CONN_HEALTH_CHECKS": "1"}, []),
-        "stock DB backend, CONN_HEALTH_CHECKS off": ({**_STOCK_DB, "CONN_HEALTH_CHECKS": "0"}, []),
-        "stock gunicorn logger, same access-log format": ({}, ["--logger-class", "gunicorn.glogging.Logger"]),
+    # The one default that trades robustness for speed: with Django's health check on, a connection
+    # that died while idle (a database restart) is replaced before the request's first query instead
+    # of failing that one request with a 503; the price is a SELECT 1 round trip per request.
+    "health-checks": {
+        "as shipped: CONN_HEALTH_CHECKS off (the default)": {},
+        "CONN_HEALTH_CHECKS on (SELECT 1 before a request's first query)": {"CONN_HEALTH_CHECKS": "1"},
     },
 }
 
@@ -930,24 +996,13 @@ def run_ab(args) -> int:
         single = workdir / "single.json"
         single.write_text(json.dumps({"bmi": 27.4}))
         sides, results["variants"] = {}, {}
-        for i, (name, (overrides, extra)) in enumerate(variants.items()):
+        for i, (name, overrides) in enumerate(variants.items()):
             # Each variant its own Prometheus directory: gunicorn.conf.py empties it at start-up.
             variant_env = {**env, **overrides, "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"prometheus-{i}")}
-            command = image_command()
-            command[-1:-1] = extra
-            engine, checks = django_eval(
-                variant_env,
-                "[settings.DATABASES['default']['ENGINE'], settings.DATABASES['default']['CONN_HEALTH_CHECKS']]",
-            )
-            logger = gunicorn_setting(command, variant_env, "logger_class")
-            results["variants"][name] = {
-                "engine": engine,
-                "conn_health_checks": checks,
-                "logger_class": logger,
-                "gunicorn_args": extra,
-            }
+            checks = django_eval(variant_env, "settings.DATABASES['default']['CONN_HEALTH_CHECKS']")
+            results["variants"][name] = {"environment": overrides, "conn_health_checks": checks}
             port = free_port()
-            server = gunicorn_server(f"ab-{i}", command, variant_env, port, workdir)
+            server = gunicorn_server(f"ab-{i}", image_command(), variant_env, port, workdir)
             server.start()
             servers.append(server)
             sides[name] = Side(
@@ -958,10 +1013,9 @@ def run_ab(args) -> int:
                 headers=OUR_HEADERS,
                 writes="ours",
             )
-            log(f"variant {i}: {name}: {engine}, CONN_HEALTH_CHECKS {checks}, {logger}")
+            log(f"variant {i}: {name}: CONN_HEALTH_CHECKS {checks}")
         connection = _connect(args.database_url)
-        results["our_log_schema"] = our_log_schema(connection)
-        counters = {"ours": LogCounter(connection, OUR_LOG_QUERIES[results["our_log_schema"]])}
+        counters = {"ours": LogCounter(connection, OUR_LOG_QUERY)}
 
         def load(name: str, duration: float) -> dict:
             return measure(sides[name], "predict", 16, duration, counters=counters, database_url=args.database_url)
@@ -1041,13 +1095,14 @@ def ab_markdown(r: dict) -> str:
         )
     lines += [
         "",
-        "What each variant ran, as the settings and gunicorn resolved it:",
+        "What each variant ran, as Django's settings resolved it:",
         "",
-        "| Variant | DB engine | CONN_HEALTH_CHECKS | gunicorn logger_class |",
-        "| --- | --- | --- | --- |",
+        "| Variant | Environment | CONN_HEALTH_CHECKS |",
+        "| --- | --- | --- |",
     ]
     for name, what in r["variants"].items():
-        lines.append(f"| {name} | `{what['engine']}` | {what['conn_health_checks']} | `{what['logger_class']}` |")
+        environment = ", ".join(f"`{k}={v}`" for k, v in what["environment"].items()) or "nothing set"
+        lines.append(f"| {name} | {environment} | {what['conn_health_checks']} |")
     rounds = [x.get("rounds", [x]) for x in r["load"].values()]
     lines += [
         "",
@@ -1319,8 +1374,8 @@ def markdown(r: dict) -> str:
         f"Django {v['Django']}, DRF {v['djangorestframework']}, psycopg2 {v['psycopg2-binary']}; "
         f"reference: FastAPI {v['fastapi']} + plain uvicorn {v['uvicorn']}, {REFERENCE_WORKERS} worker, and the same "
         f"with asyncpg {v['asyncpg']} logging every prediction (the logging peer). "
-        f"PostgreSQL {r['postgres']['server_version']}, synchronous_commit={r['postgres']['synchronous_commit']}; "
-        f"our log counted with the {r['our_log_schema']!r} schema. wrk: {r['settings']['duration_s']:g} s per run"
+        f"PostgreSQL {r['postgres']['server_version']}, synchronous_commit={r['postgres']['synchronous_commit']}. "
+        f"wrk: {r['settings']['duration_s']:g} s per run"
         + (" (--quick: a smoke run, not a result)." if r["settings"].get("quick") else "."),
         "",
         "| Measure | Ours | Reference | Ratio | Target | Met? |",
@@ -1332,6 +1387,7 @@ def markdown(r: dict) -> str:
             f"{row['target']} | {_fmt(row['met'])} |"
         )
     lines += rounds_table(r)
+    lines += profile_lines(r)
     lines += [
         "",
         "Training methods (median of repeated fits on the standard split, "

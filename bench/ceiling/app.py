@@ -3,8 +3,9 @@
 Not a service: a measuring stick for ``bench/run.py``. It runs under the same gunicorn command and
 configuration file as ours (workers, threads, access log, preload) against the same database, and
 answers ``POST /api/v1/predict {"bmi": x}`` by executing the same prepared ``INSERT ... WHERE
-EXISTS`` as ``predictor.serving`` (autocommit, so each answer waits for its commit, as ours does),
-with one psycopg2 connection per thread. ``POST /unlogged`` answers the same way without touching
+EXISTS`` as ``predictor.predictions.serving`` (one ``predictor_predictionlog`` row of size 1, in
+autocommit, so each answer waits for its commit, as ours does), with one psycopg2 connection per
+thread. ``POST /unlogged`` answers the same way without touching
 the database. Nothing is validated and no security header is sent.
 
 So two rows of the benchmark say what any Django code of ours competes with on this machine:
@@ -32,11 +33,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bmiproject.settings")
 import django
 
 django.setup()
-from predictor.serving import _INSERT_IF_ACTIVE  # noqa: E402
+from predictor.predictions.serving import _PREPARE_SINGLE  # noqa: E402
 
-_PREPARE = "PREPARE log_one (integer, double precision, double precision, varchar, integer) AS " + (
-    _INSERT_IF_ACTIVE.format("$1", "$2", "$3", "$4", "$5")
-)
+# The statement itself is our service's: only its prepared name is the ceiling's.
+_PREPARE = _PREPARE_SINGLE.format(name="log_one")
 _ACTIVE = "SELECT version, slope, intercept FROM predictor_modelversion WHERE status = 'active'"
 _local = threading.local()
 
@@ -72,7 +72,7 @@ def application(environ, start_response):
     prediction_id = None
     if path == "/api/v1/predict":
         with connection.cursor() as cursor:
-            cursor.execute("EXECUTE log_one (%s, %s, %s, %s, %s)", (version, bmi, prediction, "api", version))
+            cursor.execute("EXECUTE log_one (%s, %s, %s, %s)", (version, "api", bmi, prediction))
             prediction_id = cursor.fetchone()[0]
     body = {"bmi": bmi, "prediction": prediction, "model_version": version, "prediction_id": prediction_id}
     return _answer(start_response, json.dumps(body).encode())
