@@ -326,7 +326,7 @@ def test_the_nginx_image_is_built_on_its_pinned_base_tested_and_set_in_both_task
     # The name the container test reads (tests/container/conftest.py): it runs this image in front
     # of the app's instead of building one on the local Debian stand-in.
     assert container["env"]["CONTAINER_NGINX_IMAGE"] == "bmi-progression:nginx-${{ github.sha }}"
-    assert 'os.environ.get("CONTAINER_NGINX_IMAGE")' in (ROOT / "tests" / "container" / "conftest.py").read_text()
+    assert '"CONTAINER_NGINX_IMAGE"' in (ROOT / "tests" / "container" / "conftest.py").read_text()
     runs = [step.get("run", "") for step in steps(container)]
     # No NGINX_BASE_IMAGE build argument: GitHub builds on the Dockerfile's default, the pinned image.
     (build,) = [i for i, command in enumerate(runs) if "deploy/nginx/Dockerfile" in command]
