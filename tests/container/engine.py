@@ -19,8 +19,14 @@ import pytest
 BUILD_TIMEOUT_SECONDS = 1800
 CALL_TIMEOUT_SECONDS = 180
 # Our machines' podman cannot set its default limits inside a container (runc: "error setting
-# rlimits"); docker takes the same flags, and gunicorn needs no more.
-ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+# rlimits"); docker takes the same flags, and gunicorn needs no more. (soft, hard) by name; a
+# container's task definition may raise them (nginx's nofile).
+ULIMITS = {"nofile": (1024, 1024), "nproc": (4096, 4096)}
+
+
+def ulimit_options(overrides: dict[str, tuple[int, int]] | None = None) -> list[str]:
+    limits = {**ULIMITS, **(overrides or {})}
+    return [item for name, (soft, hard) in limits.items() for item in ("--ulimit", f"{name}={soft}:{hard}")]
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,10 @@ class Engine:
             return []  # docker's defaults (GitHub's runners: BuildKit, its own network)
         # podman builds OCI images by default, which have no HEALTHCHECK; the docker format keeps
         # it. Host networking: pip reaches the package index the way this machine does.
-        return ["--format", "docker", "--network", "host", *ULIMITS]
+        return ["--format", "docker", "--network", "host", *ulimit_options()]
 
-    def run_options(self) -> list[str]:
-        options = ["--network", "host", *ULIMITS]
+    def run_options(self, ulimits: dict[str, tuple[int, int]] | None = None) -> list[str]:
+        options = ["--network", "host", *ulimit_options(ulimits)]
         if self.is_podman:
             # podman's --read-only also mounts writable tmpfs on /run and /var/tmp, which ECS does
             # not; and it schedules HEALTHCHECKs with systemd timers, absent here (the test runs

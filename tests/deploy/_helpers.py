@@ -79,3 +79,22 @@ def container(task_definition: dict, name: str = "web") -> dict:
 
 def environment(task_definition: dict) -> dict[str, str]:
     return {item["name"]: item["value"] for item in container(task_definition)["environment"]}
+
+
+def nginx_config(*, port: int, upstream_port: int, temp_directory: Path | None = None) -> str:
+    """deploy/nginx/nginx.conf listening on 127.0.0.1:port, in front of gunicorn on upstream_port.
+
+    Its pid file and five temporary paths move from /tmp/ to temp_directory when given. Each
+    replacement must occur where expected, so the file under test cannot drift from the deployed one.
+    """
+    replacements = [
+        (r"listen 8080 default_server;", f"listen 127.0.0.1:{port} default_server;", 1),
+        (r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{upstream_port};", 1),
+    ]
+    if temp_directory is not None:
+        replacements.append((r" /tmp/([\w.]+);", f" {temp_directory}/\\1;", 6))  # the pid file, 5 paths
+    text = NGINX_CONF.read_text()
+    for pattern, replacement, count in replacements:
+        text, found = re.subn(pattern, replacement, text)
+        assert found == count, f"{pattern!r} should occur {count} time(s) in {NGINX_CONF}, not {found}"
+    return text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._helpers import NGINX_CONF
+from tests.deploy._helpers import nginx_config
 
 # The gunicorn tests' own fixtures and server, so both run the image's command the same way.
 from tests.deploy.test_gunicorn import collected_static, free_port, image_server  # noqa: F401
@@ -49,16 +48,8 @@ def _nginx_installed():
 
 
 def render_config(directory: Path, *, port: int, upstream_port: int) -> Path:
-    text = NGINX_CONF.read_text()
-    for pattern, replacement, count in (
-        (r"listen 8080 default_server;", f"listen 127.0.0.1:{port} default_server;", 1),
-        (r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{upstream_port};", 1),
-        (r" /tmp/([\w.]+);", f" {directory}/\\1;", 6),  # the pid file and the five temporary paths
-    ):
-        text, found = re.subn(pattern, replacement, text)
-        assert found == count, f"{pattern!r} should occur {count} time(s) in {NGINX_CONF}, not {found}"
     path = directory / "nginx.conf"
-    path.write_text(text)
+    path.write_text(nginx_config(port=port, upstream_port=upstream_port, temp_directory=directory))
     return path
 
 
