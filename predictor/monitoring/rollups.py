@@ -60,11 +60,10 @@ _DAY = "(log.created_at AT TIME ZONE 'UTC')::date"
 # Predictions per (version, day, training bin). width_bucket(x, inner) counts the inner edges <= x,
 # which is training's np.searchsorted(inner, x, "right"): bins [inner[i-1], inner[i]), the outer
 # two open-ended so that out-of-range BMIs still count. The inner edges are read from the version's
-# training histogram in SQL, once per version, so one statement folds every version's entries.
+# training histogram in SQL, once per version (MATERIALIZED: not once per row), so one statement
+# folds every version's entries.
 SERVED_SQL = f"""
-    SELECT log.model_version_id, {_DAY} AS day, width_bucket(item.bmi, edges.inner_edges) AS bin, count(*)
-    FROM {_LOG} AS log
-    JOIN (
+    WITH edges AS MATERIALIZED (
         SELECT mv.version, ARRAY(
             SELECT e.value::float8
             FROM jsonb_array_elements_text(mv.training_bmi_histogram -> 'edges') WITH ORDINALITY AS e(value, i)
@@ -72,7 +71,10 @@ SERVED_SQL = f"""
             ORDER BY e.i
         ) AS inner_edges
         FROM {_VERSION} AS mv
-    ) AS edges ON edges.version = log.model_version_id
+    )
+    SELECT log.model_version_id, {_DAY} AS day, width_bucket(item.bmi, edges.inner_edges) AS bin, count(*)
+    FROM {_LOG} AS log
+    JOIN edges ON edges.version = log.model_version_id
     CROSS JOIN LATERAL unnest(log.bmi) AS item(bmi)
     WHERE {{where}}
     GROUP BY 1, 2, 3
