@@ -50,7 +50,8 @@ django.setup()
 from predictor.monitoring import rollups
 while True:
     report = rollups.rollups_fold()
-    print(f"{time.time():.3f} folded {report.entries} entries {report.outcomes} outcomes in {report.seconds:.3f} s", flush=True)
+    print(f"{time.time():.3f} folded {report.entries} entries {report.outcomes} outcomes "
+          f"in {report.seconds:.3f} s", flush=True)
     time.sleep(1.0)
 """
 
@@ -247,7 +248,7 @@ def main() -> int:
     from predictor.registry import selectors
 
     version = selectors.active_version()
-    staff = get_user_model().objects.create_user("bench", password="bench-pass-123", is_staff=True)
+    staff = get_user_model().objects.create_user("bench", password="bench-pass-123",  # noqa: S106 - a throwaway bench database is_staff=True)
     staff.user_permissions.set(Permission.objects.filter(codename="view_predictionlog"))
     client = Client()
     client.force_login(staff)
@@ -336,8 +337,8 @@ def markdown(r: dict) -> str:
         f"{r['settings']['tail_outcomes']:,} outcomes left unfolded. Times are medians of "
         f"{r['settings']['repeat']} requests through Django's test client with a staff session.",
         "",
-        "| predictions | entries | outcomes | API ms (median / best) | page ms (median / best) | fold s | fold s per 1M | "
-        "generate s | load 1m |",
+        "| predictions | entries | outcomes | API ms (median / best) | page ms (median / best) | fold s "
+        "| fold s per 1M | generate s | load 1m |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in r["sizes"]:
@@ -355,7 +356,8 @@ def markdown(r: dict) -> str:
         lines.append(
             f"* {page}: at most {verdict['max_median_ms']:.1f} ms (target < {TARGET_MS:.0f} ms: "
             f"{'met' if verdict['under_target'] else 'NOT met'}); largest size / smallest "
-            f"{verdict['largest_over_smallest']:.2f} (target <= {FLAT_RATIO}: {'met' if verdict['flat'] else 'NOT met'})."
+            f"{verdict['largest_over_smallest']:.2f} "
+            f"(target <= {FLAT_RATIO}: {'met' if verdict['flat'] else 'NOT met'})."
         )
     t = r["throughput_c16"]
     lines += [

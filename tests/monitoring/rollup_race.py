@@ -22,24 +22,35 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bmiproject.settings")
 
 
 def writer(count: int, seed: int) -> int:
+    from django.db import transaction
+
     from predictor.predictions import services, serving
 
     rng = random.Random(seed)
     logged: list[tuple[int, int]] = []  # (entry id, size)
     outcomes = 0
     for i in range(count):
-        if i % 7 == 0:
-            result = serving.predict([rng.uniform(18, 42) for _ in range(rng.randint(2, 30))], channel="batch")
-        else:
-            result = serving.predict([rng.uniform(18, 42)], channel="api")
+        # Now and then the write commits late, as a big batch or an outcome import on a busy
+        # database does: its id is drawn while later ids commit. A fold must wait for it.
+        slow = i % 5 == 0
+        with transaction.atomic():
+            if i % 7 == 0:
+                result = serving.predict([rng.uniform(18, 42) for _ in range(rng.randint(2, 30))], channel="batch")
+            else:
+                result = serving.predict([rng.uniform(18, 42)], channel="api")
+            if slow:
+                time.sleep(rng.uniform(0.005, 0.05))
         logged.append((result.log_id, len(result.predictions)))
-        if logged and rng.random() < 0.6:
+        if rng.random() < 0.6:
             # Outcomes of earlier predictions, in no order; a taken position is simply refused.
             log_id, size = rng.choice(logged)
             try:
-                services.outcome_record(
-                    prediction_id=log_id, position=rng.randrange(size), observed=rng.uniform(25, 346), source="race"
-                )
+                with transaction.atomic():
+                    services.outcome_record(
+                        prediction_id=log_id, position=rng.randrange(size), observed=rng.uniform(25, 346), source="race"
+                    )
+                    if slow:
+                        time.sleep(rng.uniform(0.005, 0.05))
                 outcomes += 1
             except services.OutcomeExists:
                 pass
