@@ -545,10 +545,16 @@ class MonitoringOutputSerializer(serializers.Serializer):
     outcomes = serializers.IntegerField(help_text="Observed outcomes recorded.")
     live_r2 = serializers.FloatField(allow_null=True, help_text="R² on observed outcomes; null below two.")
     live_mae = serializers.FloatField(allow_null=True)
+    live_coverage = serializers.FloatField(
+        allow_null=True, help_text="Share of outcomes inside their prediction interval; null without outcomes."
+    )
+    interval_level = serializers.FloatField(help_text="The version's nominal interval coverage, e.g. 0.95.")
     drift_psi = serializers.FloatField(allow_null=True, help_text="PSI of served vs training BMI.")
     drift_reading = serializers.CharField(help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data.")
     bmi_histogram = HistogramSerializer()
-    daily = DaySerializer(many=True, help_text="Last 90 days, by the day of the prediction (UTC).")
+    daily = DaySerializer(
+        many=True, help_text="Every day the version served, oldest first, by the day of the prediction (UTC)."
+    )
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -248,13 +248,13 @@ class ModelMonitoringView(APIView):
         model_version = registry.version_get(version=version)
         if model_version is None:
             raise NotFound(f"Version {version} does not exist.")
-        quality = stats.version_quality(model_version)
+        quality, days = stats.version_report(model_version)
         body = {
             **quality.as_dict(),
             "status": model_version.status,
             "held_out_r2": model_version.r2_test,
             "threshold": model_version.threshold,
-            "daily": [vars(point) for point in stats.daily_series(model_version)],
+            "daily": [vars(point) for point in days],
         }
         return Response(s.MonitoringOutputSerializer(body).data)
 

@@ -22,11 +22,12 @@ import time
 from django.conf import settings
 from django.db import Error as DBError
 from django.http import HttpResponse
+from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY
 
-from predictor.monitoring import stats
+from predictor.monitoring import rollups, stats
 from predictor.registry import selectors
 
 __all__ = ["HTTP_ERRORS", "HTTP_LATENCY", "HTTP_REQUESTS", "render", "response"]
@@ -95,15 +96,24 @@ class ModelQualityCollector:
             "Population stability index of served BMIs against training BMIs (> 0.25 is drift).",
             labels=["model_version"],
         )
+        rollup_age = GaugeMetricFamily(
+            "bmi_monitoring_rollup_age_seconds",
+            "Seconds since the monitoring rollups were last folded (absent before the first fold): "
+            "a stopped rollup_monitoring schedule makes every monitoring read slower, never wrong.",
+        )
         try:
             version = selectors.active_version()
             quality = stats.version_quality(version) if version is not None else None
+            folded_at = rollups.watermark().folded_at
         except DBError:
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
         active.add_metric([], version.version if version is not None else 0)
         families = [up, active]
+        if folded_at is not None:
+            rollup_age.add_metric([], (timezone.now() - folded_at).total_seconds())
+            families.append(rollup_age)
         if quality is not None:
             label = [str(version.version)]
             served.add_metric(label, quality.n_predictions)

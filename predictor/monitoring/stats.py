@@ -1,12 +1,10 @@
-"""Live quality and input drift per model version, computed in the database.
+"""Live quality, interval coverage and input drift per model version, from the daily rollups.
 
-Every figure is an aggregate query (COUNT, SUM, a filtered COUNT per BMI bin), so the cost grows
-with the rows PostgreSQL scans, never with rows shipped to Python: a version with millions of
-logged predictions costs two scans (see docs/monitoring.md for measured times).
-
-A version's predictions are the items of its log entries (one for a single prediction, many for
-a batch), read in SQL from the entries' arrays: ``unnest(bmi)`` for the served BMIs,
-``predictions[position + 1]`` for the prediction an outcome observes.
+Every figure is a sum, so a version's figures are its days' rollups
+(:class:`~predictor.monitoring.models.DailyRollup`) plus the tail not folded into them yet, read
+from the log by the same SQL as the fold (``predictor/monitoring/rollups.py``), all in one
+statement and so one snapshot. The cost grows with the version's days and the tail's rows, not
+with the log: see docs/monitoring.md for measured times.
 
 Live R² uses sums, not a second pass over the rows, of the outcomes shifted by a constant
 ``c`` (``OUTCOME_SHIFT``; a shift leaves the spread unchanged)::
@@ -14,6 +12,8 @@ Live R² uses sums, not a second pass over the rows, of the outcomes shifted by 
     SS_res = Σ (observed - predicted)²
     SS_tot = Σ (observed - c)² - (Σ (observed - c))² / n
     R²     = 1 - SS_res / SS_tot
+
+Live coverage is the share of outcomes inside their prediction's interval (``n_inside / n``).
 
 Drift is the population stability index of served BMIs against the version's training BMIs,
 binned on the training deciles (``ModelVersion.training_bmi_histogram``)::
@@ -26,18 +26,17 @@ read as < 0.1 stable, 0.1 to 0.25 watch, > 0.25 drift.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from itertools import chain
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Sum, Value
-from django.db.models.functions import Abs, TruncDate
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
+from predictor.monitoring.models import DailyRollup, RollupWatermark
+from predictor.monitoring.rollups import OBSERVED_SQL, OUTCOME_SHIFT, SERVED_SQL, Sums, add_query_rows, watermark
+from predictor.predictions.models import PredictionLog
 from predictor.registry.models import ModelVersion
 
 # An empty bin would make ln(share) infinite; both shares are floored at this before the PSI sum.
@@ -45,11 +44,6 @@ from predictor.registry.models import ModelVersion
 # empty bin adds at most about 0.1 * ln(0.1/1e-4) ≈ 0.7 rather than infinity.
 PSI_EPSILON = 1e-4
 PSI_WATCH = 0.1
-# Outcomes are shifted by this before they are squared. Squaring a tiny outcome (1e-200, a valid
-# progression of 0.0…) fails on PostgreSQL, whose float8 multiplication raises "underflow" rather
-# than round to 0; doubles near 150 are 3e-14 apart, so a shifted outcome is 0 or far from
-# underflowing. Near the diabetes progressions' mean, it also keeps the sums' rounding small.
-OUTCOME_SHIFT = 150.0
 PSI_DRIFT = 0.25
 
 
@@ -66,6 +60,13 @@ class VersionQuality:
     edges: list[float] = field(default_factory=list)
     training_fractions: list[float] = field(default_factory=list)
     served_counts: list[int] = field(default_factory=list)
+    n_inside: int = 0  # outcomes inside their prediction's interval
+    interval_level: float | None = None  # the version's nominal coverage, e.g. 0.95
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of outcomes inside their prediction interval; None without outcomes."""
+        return self.n_inside / self.n_outcomes if self.n_outcomes else None
 
     @property
     def served_fractions(self) -> list[float]:
@@ -83,6 +84,8 @@ class VersionQuality:
             "outcomes": self.n_outcomes,
             "live_r2": self.r2,
             "live_mae": self.mae,
+            "live_coverage": self.coverage,
+            "interval_level": self.interval_level,
             "drift_psi": self.psi,
             "drift_reading": self.psi_reading,
             "bmi_histogram": {
@@ -100,7 +103,7 @@ class DayPoint:
     predictions: int
     outcomes: int
     r2: float | None  # on the outcomes of that day's predictions
-    r2_cumulative: float | None  # on all outcomes of predictions up to and including that day
+    r2_cumulative: float | None  # on all outcomes of the version's predictions up to and including that day
 
 
 def psi_reading(psi: float | None) -> str:
@@ -125,6 +128,10 @@ def r2_from_sums(n: int, total: float, total_sq: float, ss_res: float) -> float 
     return 1.0 - ss_res / ss_tot
 
 
+def _r2(sums: Sums) -> float | None:
+    return r2_from_sums(sums.outcomes, sums.observed_sum, sums.observed_sq_sum, sums.sq_error_sum)
+
+
 def psi(served_fractions, training_fractions, *, epsilon: float = PSI_EPSILON) -> float:
     """Population stability index of two distributions over the same bins (see module docstring)."""
     value = 0.0
@@ -135,147 +142,153 @@ def psi(served_fractions, training_fractions, *, epsilon: float = PSI_EPSILON) -
     return value
 
 
-def _bin_bounds(edges: list[float]) -> list[tuple[float | None, float | None]]:
-    """(low, high) of each training bin, None where open. Bins match training
-    (np.searchsorted(inner, bmi, 'right')): [inner[i-1], inner[i]); the first and last are
-    open-ended, so out-of-range BMIs still count."""
-    inner = edges[1:-1]
-    n_bins = len(edges) - 1
-    return [(inner[i - 1] if i > 0 else None, inner[i] if i < n_bins - 1 else None) for i in range(n_bins)]
+# Rollups, then the tail above the watermark, in one statement. The watermark is given as a
+# value, read just before, so that PostgreSQL plans the tail as the few rows it is (by id, through
+# the primary keys) rather than guessing from a subquery (which made it hash the whole log and JIT
+# compile the plan: 600 ms for nothing). The statement returns the watermark it sees too: if a fold
+# committed in between, the rollups are newer than the value given, and the read is done again.
+# Columns: kind, day, bin, predictions, bin_counts, the outcome sums.
+_OUTCOME_COLUMNS = ", ".join(Sums.OUTCOME_FIELDS)
+_DAYS_SQL = f"""
+    SELECT 'mark', NULL::date, NULL::integer, log_id, NULL::bigint[], outcome_id,
+        NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::float8, NULL::bigint
+    FROM {RollupWatermark._meta.db_table}
+    UNION ALL
+    SELECT 'rollup', day, NULL, predictions, bin_counts, {_OUTCOME_COLUMNS}
+    FROM {DailyRollup._meta.db_table} WHERE model_version_id = %(version)s
+    UNION ALL
+    SELECT 'served', s.day, s.bin, s.n, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM ({SERVED_SQL.format(where="log.model_version_id = %(version)s AND log.id > %(log_id)s")})
+        AS s(version, day, bin, n)
+    UNION ALL
+    SELECT 'observed', o.day, NULL, NULL, NULL, o.n, o.s1, o.s2, o.s3, o.s4, o.s5, o.s6
+    FROM ({OBSERVED_SQL.format(where="o.id > %(outcome_id)s AND log.model_version_id = %(version)s")})
+        AS o(version, day, n, s1, s2, s3, s4, s5, s6)
+"""  # noqa: S608 - table names from the models; values are parameters
+# A fold commits at most every few seconds or so; three reads in a row overtaken by one are unheard of.
+_READ_ATTEMPTS = 5
 
 
-def _served(version: ModelVersion, bounds) -> tuple[int, list[int]]:
-    """Predictions of ``version``: how many, and how many per bin (one scan of the unnested BMIs)."""
-    columns, params = ["COUNT(*)"], []
-    for low, high in bounds:
-        conditions = []
-        if low is not None:
-            conditions.append("item.bmi >= %s")
-            params.append(low)
-        if high is not None:
-            conditions.append("item.bmi < %s")
-            params.append(high)
-        columns.append(f"COUNT(*) FILTER (WHERE {' AND '.join(conditions)})" if conditions else "COUNT(*)")
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {PredictionLog._meta.db_table} AS log "  # noqa: S608
-        "CROSS JOIN LATERAL unnest(log.bmi) AS item(bmi) WHERE log.model_version_id = %s"
-    )
+def version_days(version: ModelVersion) -> dict[date, Sums]:
+    """The additive figures of each UTC day ``version`` served: rollups plus tail (one query)."""
+    mark = watermark()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, version.version])
-        n, *counts = cursor.fetchone()
-    return n, counts
+        for _ in range(_READ_ATTEMPTS):
+            params = {"version": version.version, "shift": OUTCOME_SHIFT, "log_id": mark.log_id}
+            cursor.execute(_DAYS_SQL, {**params, "outcome_id": mark.outcome_id})
+            rows = cursor.fetchall()
+            seen = next(((row[3], row[5]) for row in rows if row[0] == "mark"), (0, 0))
+            if seen == (mark.log_id, mark.outcome_id):
+                break
+            mark = RollupWatermark(log_id=seen[0], outcome_id=seen[1])
+        else:
+            raise RuntimeError("The monitoring rollups kept changing while being read; try again.")
+    days: dict[date, Sums] = {}
+    served, observed = [], []
+    for kind, day, bin_index, predictions, bin_counts, *outcome_values in rows:
+        if kind == "rollup":
+            days.setdefault(day, Sums()).add(Sums(predictions, list(bin_counts), *outcome_values))
+        elif kind == "served":
+            served.append((version.version, day, bin_index, predictions))
+        elif kind == "observed":
+            observed.append((version.version, day, *outcome_values))
+    by_key = {(version.version, day): sums for day, sums in days.items()}
+    add_query_rows(by_key, served, observed)
+    return {day: sums for (_, day), sums in by_key.items()}
 
 
-def _outcome_sums(observed: str, predicted) -> dict:
-    """The sums live R² and MAE are computed from; ``observed`` may be NULL (a LEFT JOIN) and then counts nothing."""
-    residual = F(observed) - predicted
-    shifted = F(observed) - Value(OUTCOME_SHIFT, output_field=FloatField())
-    return {
-        "outcomes": Count(observed),
-        "total": Sum(shifted, output_field=FloatField()),
-        "total_sq": Sum(shifted * shifted, output_field=FloatField()),
-        "ss_res": Sum(residual * residual, output_field=FloatField()),
-        "abs_res": Sum(Abs(residual), output_field=FloatField()),
-    }
-
-
-# The prediction an outcome observes, read from its entry's array.
-_PREDICTED = ArrayItem("log__predictions", "position")
-
-
-def version_quality(version: ModelVersion) -> VersionQuality:
-    """Traffic, live R²/MAE and PSI of ``version``: two aggregate queries."""
+def _histogram(version: ModelVersion) -> tuple[list[float], list[float]] | None:
+    """The training histogram's edges and fractions; None when it cannot be used for PSI."""
     histogram = version.training_bmi_histogram or {}
     edges = [float(e) for e in histogram.get("edges", [])]
-    training_fractions = [float(f) for f in histogram.get("fractions", [])]
-    usable_histogram = len(edges) >= 2 and len(training_fractions) == len(edges) - 1
-    bounds = _bin_bounds(edges) if usable_histogram else []
+    fractions = [float(f) for f in histogram.get("fractions", [])]
+    return (edges, fractions) if len(edges) >= 2 and len(fractions) == len(edges) - 1 else None
 
-    n_predictions, served_counts = _served(version, bounds)
-    # Observed outcomes, each against the prediction it observes.
-    sums = Outcome.objects.filter(log__model_version_id=version.version).aggregate(
-        **_outcome_sums("observed", _PREDICTED)
-    )
-    n_outcomes = sums["outcomes"]
-    r2 = r2_from_sums(n_outcomes, sums["total"] or 0.0, sums["total_sq"] or 0.0, sums["ss_res"] or 0.0)
-    mae = sums["abs_res"] / n_outcomes if n_outcomes else None
 
-    drift = None
-    if usable_histogram and n_predictions:
-        drift = psi([c / n_predictions for c in served_counts], training_fractions)
+def quality_from_days(version: ModelVersion, days: dict[date, Sums]) -> VersionQuality:
+    total = Sums()
+    for sums in days.values():
+        total.add(sums)
+    histogram = _histogram(version)
+    edges, training_fractions, served_counts, drift = [], [], [], None
+    if histogram is not None:
+        edges, training_fractions = histogram
+        served_counts = (total.bin_counts + [0] * len(training_fractions))[: len(training_fractions)]
+        if total.predictions:
+            drift = psi([c / total.predictions for c in served_counts], training_fractions)
+    n = total.outcomes
     return VersionQuality(
         version=version.version,
-        n_predictions=n_predictions,
-        n_outcomes=n_outcomes,
-        r2=r2,
-        mae=mae,
+        n_predictions=total.predictions,
+        n_outcomes=n,
+        r2=_r2(total),
+        mae=total.abs_error_sum / n if n else None,
         psi=drift,
         edges=edges,
         training_fractions=training_fractions,
         served_counts=served_counts,
+        n_inside=total.n_inside,
+        interval_level=version.interval_level,
     )
 
 
-def daily_series(version: ModelVersion, *, days: int = 90) -> list[DayPoint]:
-    """Per UTC day over the last ``days`` days: predictions, outcomes, R² that day and cumulative.
+def series_from_days(days: dict[date, Sums], *, last_days: int | None = None) -> list[DayPoint]:
+    """Per day: predictions, outcomes, R² that day and cumulative over the whole history.
 
-    Outcomes are attributed to the day of the prediction they observe, so the cumulative R² at a day
-    is the quality of everything the version predicted up to then.
+    Outcomes count on the day of the prediction they observe, so the cumulative R² at a day is the
+    quality of everything the version predicted up to then. ``last_days`` keeps only the points of
+    the last so many days (their cumulative R² still counts everything before).
     """
-    since = timezone.now() - timedelta(days=days)
-    # Predictions and outcomes per day apart: a join would repeat an entry's size once per outcome.
-    served = (
-        PredictionLog.objects.filter(model_version_id=version.version, created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(predictions=Sum("size"))
-    )
-    observed = (
-        Outcome.objects.filter(log__model_version_id=version.version, log__created_at__gte=since)
-        .annotate(day=TruncDate("log__created_at"))
-        .values("day")
-        .annotate(**_outcome_sums("observed", _PREDICTED))
-    )
-    # A missing figure (no outcomes that day, say) reads as 0 from a Counter; NULL sums are left out.
-    by_day: defaultdict[date, Counter] = defaultdict(Counter)
-    for row in chain(served, observed):
-        day = row.pop("day")
-        by_day[day].update({key: value for key, value in row.items() if value is not None})
-
-    points = []
-    run_n, run_total, run_sq, run_res = 0, 0.0, 0.0, 0.0
-    for day in sorted(by_day):
-        row = by_day[day]
-        n = row["outcomes"]
-        run_n += n
-        run_total += row["total"]
-        run_sq += row["total_sq"]
-        run_res += row["ss_res"]
+    since = (timezone.now() - timedelta(days=last_days)).date() if last_days is not None else None
+    points, running = [], Sums()
+    for day in sorted(days):
+        sums = days[day]
+        running.add(sums)
+        if since is not None and day < since:
+            continue
         points.append(
             DayPoint(
                 day=day,
-                predictions=row["predictions"],
-                outcomes=n,
-                r2=r2_from_sums(n, row["total"], row["total_sq"], row["ss_res"]),
-                r2_cumulative=r2_from_sums(run_n, run_total, run_sq, run_res),
+                predictions=sums.predictions,
+                outcomes=sums.outcomes,
+                r2=_r2(sums),
+                r2_cumulative=_r2(running),
             )
         )
     return points
 
 
-def monitored_versions(*, limit: int = 5) -> list[ModelVersion]:
-    """The active version first, then the newest versions that served: at most ``limit``.
+def version_report(version: ModelVersion, *, last_days: int | None = None) -> tuple[VersionQuality, list[DayPoint]]:
+    """Quality and the daily series of ``version`` from one query."""
+    days = version_days(version)
+    return quality_from_days(version, days), series_from_days(days, last_days=last_days)
 
+
+def version_quality(version: ModelVersion) -> VersionQuality:
+    """Traffic, live R²/MAE/coverage and PSI of ``version`` (one query)."""
+    return quality_from_days(version, version_days(version))
+
+
+def daily_series(version: ModelVersion, *, last_days: int | None = None) -> list[DayPoint]:
+    """The daily series of ``version``'s whole history (or its last ``last_days`` days)."""
+    return series_from_days(version_days(version), last_days=last_days)
+
+
+def monitored_versions() -> QuerySet[ModelVersion]:
+    """The active version first, then every version that served, newest first (paginate it).
+
+    A version served if it has rollups (which outlive the raw rows) or entries not folded yet.
     After a rollback the active version is older than the ones it replaced, so it is picked out
-    first rather than left to the "newest" cut.
+    first rather than left to the "newest" order.
     """
-    served = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
+    rolled_up = Exists(DailyRollup.objects.filter(model_version_id=OuterRef("pk")))
+    logged = Exists(PredictionLog.objects.filter(model_version_id=OuterRef("pk")))
     is_active = Q(status=ModelVersion.Status.ACTIVE)
-    return list(
-        ModelVersion.objects.filter(is_active | Q(served))
+    return (
+        ModelVersion.objects.filter(is_active | Q(rolled_up) | Q(logged))
         .defer("training_sample", "loss_curve")
         # ACTIVE sorts first by the boolean; Q() in order_by needs an expression wrapper.
-        .order_by(ExpressionWrapper(is_active, output_field=BooleanField()).desc(), "-version")[:limit]
+        .order_by(ExpressionWrapper(is_active, output_field=BooleanField()).desc(), "-version")
     )
 
 

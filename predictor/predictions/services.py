@@ -309,10 +309,16 @@ def _recorded(ids: list[int]) -> set[tuple[int, int]]:
 def predictions_prune(*, older_than_days: int, chunk_size: int = 1_000) -> int:
     """Delete log entries (and their outcomes) older than ``older_than_days``; returns how many.
 
-    Deletes in chunks of ids so a large purge never holds one huge transaction or lock: up to
-    ``chunk_size`` entries per transaction (a batch entry holds up to 10,000 predictions, 160 kB of
-    arrays, so a chunk is at most about 160 MB of rows to delete).
+    The monitoring rollups keep what they add up to: the log is folded into them first, and only
+    entries at or below the rollups' watermark whose outcomes are all folded too are deleted (one
+    whose outcome arrived after the fold stays until the next prune). Deletes in chunks of ids so a
+    large purge never holds one huge transaction or lock: up to ``chunk_size`` entries per
+    transaction (a batch entry holds up to 10,000 predictions, 160 kB of arrays, so a chunk is at
+    most about 160 MB of rows to delete).
     """
+    # Imported here: the rollups read this package's models, and only pruning needs them.
+    from predictor.monitoring import rollups
+
     if older_than_days < 1:
         raise ValueError(f"older_than_days must be at least 1, got {older_than_days}.")
     try:
@@ -320,16 +326,27 @@ def predictions_prune(*, older_than_days: int, chunk_size: int = 1_000) -> int:
     except OverflowError:
         # Older than the calendar goes (year 1): nothing is, so nothing is deleted.
         return 0
-    deleted = 0
+    rollups.rollups_fold()
+    # Read once: a fold running meanwhile only moves it up, and an older mark deletes less, never more.
+    mark = rollups.watermark()
+    deleted, after = 0, 0
+    # Bounded: every pass moves ``after`` past the ids it looked at.
     while True:
-        ids = list(PredictionLog.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:chunk_size])
+        ids = list(
+            PredictionLog.objects.filter(created_at__lt=cutoff, pk__gt=after, pk__lte=mark.log_id)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:chunk_size]
+        )
         if not ids:
             return deleted
+        after = ids[-1]
         with transaction.atomic():
             # Lock the rows first: an outcome being recorded or imported for one of them commits
             # before its outcomes are deleted here, or waits and then finds no prediction.
             locked = PredictionLog.objects.filter(pk__in=ids).select_for_update().order_by("pk")
-            ids = list(locked.values_list("pk", flat=True))
+            ids = set(locked.values_list("pk", flat=True))
+            # A statement of its own, after the locks: it sees an outcome committed while we waited.
+            ids -= set(Outcome.objects.filter(log_id__in=ids, pk__gt=mark.outcome_id).values_list("log_id", flat=True))
             Outcome.objects.filter(log_id__in=ids).delete()
             # only("pk"): the delete collects the rows as objects, and must not load their arrays.
             _, per_model = PredictionLog.objects.filter(pk__in=ids).only("pk").delete()

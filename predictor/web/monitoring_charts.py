@@ -67,7 +67,7 @@ def daily_bars(days, *, chart_id: str = "traffic") -> SafeString:
     """Predictions per day, one bar a day."""
     title = "Predictions per day"
     if not days:
-        return _empty(chart_id, title, "No predictions in the last 90 days")
+        return _empty(chart_id, title, "No predictions yet")
     top = max(point.predictions for point in days) or 1
     plot_width = WIDTH - LEFT - RIGHT
     step = plot_width / len(days)

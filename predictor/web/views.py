@@ -33,6 +33,8 @@ from predictor.web.forms import PredictForm
 logger = logging.getLogger(__name__)
 
 VERSIONS_PER_PAGE = 50
+# Each monitored version is a panel of three charts; a page of them stays quick to read and render.
+MONITORING_VERSIONS_PER_PAGE = 5
 
 
 def prediction_access(view):
@@ -287,16 +289,16 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
 @staff_member_required
 @require_GET
 def monitoring(request: HttpRequest) -> HttpResponse:
-    """``/monitoring/``: live quality, drift and traffic of the active version and those that served."""
+    """``/monitoring/``: live quality, drift and traffic of the active version and every one that served, paginated."""
     refusal = staff_refusal(request.user, READ_PREDICTION_LOG, door="the monitoring page")
     if refusal is not None:
         # Staff, so no login redirect: say which permission is missing instead.
         context = {"heading": "Not allowed", "message": refusal, "nav": "monitoring"}
         return render(request, "predictor/unavailable.html", context, status=403)
+    page = Paginator(stats.monitored_versions(), MONITORING_VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     panels = []
-    for version in stats.monitored_versions():
-        quality = stats.version_quality(version)
-        days = stats.daily_series(version)
+    for version in page.object_list:
+        quality, days = stats.version_report(version)
         panels.append(
             {
                 "version": version,
@@ -314,6 +316,7 @@ def monitoring(request: HttpRequest) -> HttpResponse:
     context = {
         "active": registry.active_version(),
         "panels": panels,
+        "page": page,
         "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
         "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
         "nav": "monitoring",

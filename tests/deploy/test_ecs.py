@@ -229,3 +229,39 @@ def test_run_task_fails_when_the_command_fails_or_never_ran(tmp_path, exit_code)
     assert result.returncode == 1
     assert f"exit code {exit_code}" in result.stdout
     assert "'python manage.py migrate' failed." in result.stderr
+
+
+# --- deploy/ecs/rollup-schedule.json: the monitoring fold, an EventBridge Scheduler schedule -------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rollup_schedule_is_a_valid_create_schedule_request_running_the_fold(env):
+    from django.core.management import get_commands
+
+    text = (ROOT / "deploy" / "ecs" / "rollup-schedule.json").read_text()
+    network = {
+        "__ECS_CLUSTER__": "bmi",
+        "__SUBNET_A__": "subnet-1",
+        "__SUBNET_B__": "subnet-2",
+        "__SECURITY_GROUP__": "sg-1",
+    }
+    for token, value in {**PLACEHOLDERS, **network, "__ENV__": env}.items():
+        text = text.replace(token, value)
+    assert "__" not in text
+    schedule = json.loads(text)
+    shape = botocore.session.get_session().get_service_model("scheduler").operation_model("CreateSchedule").input_shape
+    report = ParamValidator().validate(schedule, shape)
+    assert not report.has_errors(), report.generate_report()
+    # The environment's own task definition (its latest revision), in the private subnets like run-task.sh.
+    task = rendered_task_definition(env)
+    ecs = schedule["Target"]["EcsParameters"]
+    assert ecs["TaskDefinitionArn"].endswith(f":task-definition/{task['family']}")
+    assert (
+        ecs["LaunchType"] == "FARGATE"
+        and ecs["NetworkConfiguration"]["awsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+    )
+    (override,) = json.loads(schedule["Target"]["Input"])["containerOverrides"]
+    assert override["name"] == container(task)["name"]
+    assert override["command"] == ["python", "manage.py", "rollup_monitoring"]
+    assert "rollup_monitoring" in get_commands()
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"

@@ -19,6 +19,8 @@ TABLES = {
     "predictor_registrylock",
     "predictor_predictionlog",
     "predictor_outcome",
+    "predictor_dailyrollup",
+    "predictor_rollupwatermark",
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 
-from predictor.monitoring import metrics, stats
+from predictor.monitoring import metrics, rollups, stats
 from predictor.predictions import serving
 
 OUTCOME_ROUTE = "api/v1/predictions/<int:prediction_id>/outcome"
@@ -186,3 +186,11 @@ def test_scrapes_are_not_counted_as_traffic(client, settings, db):
 
 def test_https_redirect_exempts_metrics(settings):
     assert any(re.search(pattern, "metrics") for pattern in settings.SECURE_REDIRECT_EXEMPT)
+
+
+def test_rollup_age_is_absent_before_the_first_fold_then_counts_from_it(client, staff_user, active_version):
+    client.force_login(staff_user)
+    assert ("bmi_monitoring_rollup_age_seconds", ()) not in scrape(client.get("/metrics"))
+    rollups.rollups_fold()
+    age = scrape(client.get("/metrics"))[("bmi_monitoring_rollup_age_seconds", ())]
+    assert 0 <= age < 60

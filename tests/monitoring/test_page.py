@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from predictor.models import Outcome
 from predictor.monitoring import stats
 
 
@@ -131,3 +132,45 @@ def test_page_shows_the_check_model_verdict_per_version(client, staff_user, traf
     settings.PREDICTOR_MONITOR_PSI_ALERT = 0.0001  # any shift is drift
     html = client.get("/monitoring/").content.decode()
     assert re.search(r'<td data-testid="health"><strong>needs attention:</strong> BMI drift PSI [\d.]+ exceeds', html)
+
+
+def test_api_shows_live_coverage_and_the_interval_level(api_client, staff_user, active_version, log_predictions):
+    rows = log_predictions(active_version, [22.0, 27.0, 33.0, 38.0])
+    half = active_version.interval.half_width([r.bmi[0] for r in rows])
+    # Two inside their interval, two outside it (one above, one below).
+    observed = [rows[0].predictions[0] + 0.5 * half[0], rows[1].predictions[0] - 0.9 * half[1]]
+    observed += [rows[2].predictions[0] + 1.5 * half[2], rows[3].predictions[0] - 2.0 * half[3]]
+    Outcome.objects.bulk_create(Outcome(log=r, observed=o) for r, o in zip(rows, observed, strict=True))
+    api_client.force_authenticate(staff_user)
+    body = api_client.get(f"/api/v1/models/{active_version.version}/monitoring").json()
+    assert body["live_coverage"] == pytest.approx(0.5)
+    assert body["interval_level"] == active_version.interval_level == pytest.approx(0.95)
+    assert stats.version_quality(active_version).n_inside == 2
+
+
+def test_api_live_coverage_is_null_without_outcomes(api_client, staff_user, active_version, log_predictions):
+    log_predictions(active_version, [25.0])
+    api_client.force_authenticate(staff_user)
+    body = api_client.get(f"/api/v1/models/{active_version.version}/monitoring").json()
+    assert body["live_coverage"] is None
+
+
+def test_page_lists_every_version_that_served_five_per_page(client, staff_user, train_version, log_predictions):
+    active = train_version(promote=True)
+    log_predictions(active, [25.0])
+    served = []
+    for seed in range(1, 8):
+        version = train_version(promote=False, random_state=seed)
+        log_predictions(version, [26.0])
+        served.append(version.version)
+    train_version(promote=False, random_state=99)  # never served: not listed
+    client.force_login(staff_user)
+
+    pages = [client.get("/monitoring/", {"page": n}).content.decode() for n in (1, 2)]
+
+    shown = [
+        [int(v) for v in re.findall(r'<section class="card monitoring-version" id="v(\d+)"', html)] for html in pages
+    ]
+    assert shown == [[active.version, *sorted(served, reverse=True)[:4]], sorted(served, reverse=True)[4:]]
+    assert 'href="?page=2" rel="next"' in pages[0] and "Page 1 of 2 (8 versions)" in pages[0]
+    assert 'href="?page=1" rel="prev"' in pages[1]

@@ -140,7 +140,7 @@ def test_monitored_versions_keep_an_older_active_version_after_a_rollback(train_
         log_predictions(version, [26.0])
         newer.append(version.version)
 
-    listed = [v.version for v in stats.monitored_versions(limit=5)]
+    listed = [v.version for v in stats.monitored_versions()[:5]]
 
     assert listed == [active.version, *sorted(newer, reverse=True)[:4]]
 
