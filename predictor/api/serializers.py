@@ -14,12 +14,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from predictor.ml.cautions import Explained
+from predictor.ml.data import PROGRESSION_UNIT
 from predictor.ml.ranges import NOT_FINITE, TOO_LOW, OutOfRange, check_range, out_of_range
 from predictor.predictions.models import PredictionLog
 from predictor.registry import services
 from predictor.registry.models import ModelVersion
 
-PREDICTION_UNIT = "disease progression score one year after baseline (diabetes data set scale, about 25 to 346)"
+PREDICTION_UNIT = PROGRESSION_UNIT
 BMI_UNIT = "kg/m²"
 # A validation error lists at most this many bad batch items; one is enough to fix the input.
 MAX_ITEM_ERRORS = 10
@@ -228,9 +230,91 @@ class PredictInputSerializer(serializers.Serializer):
     bmi = BMIField(help_text="Body mass index in kg/m² (a JSON number; strings are refused).")
 
 
+_LEVEL_HELP = "Nominal coverage: the share of patients with this BMI expected inside the interval, e.g. 0.95."
+_CLIPPED_HELP = "clipped to the scale of the training data (what to show)"
+_RAW_HELP = "as the formula gives it, unclipped: what coverage is measured on"
+
+
+class IntervalSerializer(serializers.Serializer):
+    """The prediction interval ŷ ± t · s · √(1 + 1/n + (x − x̄)² / Sxx) of one prediction."""
+
+    level = serializers.FloatField(help_text=_LEVEL_HELP)
+    low = serializers.FloatField(help_text=f"Lower end, {_CLIPPED_HELP}.")
+    high = serializers.FloatField(help_text=f"Upper end, {_CLIPPED_HELP}.")
+    low_raw = serializers.FloatField(help_text=f"Lower end {_RAW_HELP}.")
+    high_raw = serializers.FloatField(help_text=f"Upper end {_RAW_HELP}.")
+
+
+class IntervalsSerializer(serializers.Serializer):
+    """The prediction intervals of a batch: arrays in the order of the predictions."""
+
+    level = serializers.FloatField(help_text=_LEVEL_HELP)
+    low = FloatListField(help_text=f"Lower ends, {_CLIPPED_HELP}.")
+    high = FloatListField(help_text=f"Upper ends, {_CLIPPED_HELP}.")
+    low_raw = FloatListField(help_text=f"Lower ends {_RAW_HELP}.")
+    high_raw = FloatListField(help_text=f"Upper ends {_RAW_HELP}.")
+
+
+class ScaleSerializer(serializers.Serializer):
+    low = serializers.FloatField(help_text="Lowest progression score in the version's training data.")
+    high = serializers.FloatField(help_text="Highest progression score in the version's training data.")
+
+
+_WARNING_CODES = (
+    "bmi_outside_training_range (the BMI lies outside the training BMIs), prediction_outside_scale (the "
+    "estimate lies outside the training scores: do not rely on it), interval_clipped (an interval end was "
+    "clipped to the scale)"
+)
+
+
+class WarningSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text=f"Stable machine-readable code: {_WARNING_CODES}.")
+    message = serializers.CharField(help_text="The same, in words for a clinician, with this prediction's figures.")
+
+
+class BatchWarningSerializer(WarningSerializer):
+    indices = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The items (from 0) the warning applies to."
+    )
+
+
+def interval_body(explained: Explained, item: int = 0) -> dict:
+    """The ``interval`` of one answer (IntervalSerializer's shape)."""
+    return {
+        "level": explained.level,
+        "low": float(explained.low[item]),
+        "high": float(explained.high[item]),
+        "low_raw": float(explained.low_raw[item]),
+        "high_raw": float(explained.high_raw[item]),
+    }
+
+
+def intervals_body(explained: Explained) -> dict:
+    """The ``intervals`` of a batch or a log entry (IntervalsSerializer's shape)."""
+    return {
+        "level": explained.level,
+        "low": explained.low.tolist(),
+        "high": explained.high.tolist(),
+        "low_raw": explained.low_raw.tolist(),
+        "high_raw": explained.high_raw.tolist(),
+    }
+
+
+def scale_body(explained: Explained) -> dict | None:
+    scale = explained.limits.scale
+    return None if scale is None else {"low": scale[0], "high": scale[1]}
+
+
 class PredictOutputSerializer(serializers.Serializer):
     bmi = serializers.FloatField(help_text="The BMI predicted for, kg/m².")
-    prediction = serializers.FloatField(help_text=f"Predicted {PREDICTION_UNIT}.")
+    prediction = serializers.FloatField(
+        help_text=f"Predicted {PREDICTION_UNIT}: the fitted line's value, never clipped (see warnings)."
+    )
+    interval = IntervalSerializer(help_text="Where the progression of patients with this BMI is expected.")
+    scale = ScaleSerializer(allow_null=True, help_text="The progression scores the training data cover.")
+    warnings = WarningSerializer(
+        many=True, help_text="Why this prediction deserves less trust than usual; empty when none applies."
+    )
     model_version = serializers.IntegerField(help_text="The model version that made the prediction.")
     prediction_id = serializers.IntegerField(
         help_text="The prediction's row in the log: record the observed outcome against it later."
@@ -253,6 +337,11 @@ class BatchOutputSerializer(serializers.Serializer):
     )
     count = serializers.IntegerField()
     predictions = FloatListField(help_text="Predictions in the order of the input BMIs.")
+    intervals = IntervalsSerializer(help_text="Each prediction's interval: item i belongs to predictions[i].")
+    scale = ScaleSerializer(allow_null=True, help_text="The progression scores the training data cover.")
+    warnings = BatchWarningSerializer(
+        many=True, help_text="One entry per rule that applies to some items, naming them; empty when none."
+    )
     unit = serializers.CharField(help_text="Unit of the predictions.")
     bmi_unit = serializers.CharField()
 
@@ -473,11 +562,18 @@ class PredictionLogSerializer(serializers.ModelSerializer):
     )
     bmi = FloatListField(read_only=True, help_text="The BMIs sent, kg/m², in the order they were sent.")
     predictions = FloatListField(read_only=True, help_text="Predictions in the order of the BMIs: item i is bmi[i]'s.")
+    intervals = serializers.SerializerMethodField(
+        help_text="The intervals the answer carried, recomputed from the version's stored figures."
+    )
 
     class Meta:
         model = PredictionLog
-        fields = ["id", "created_at", "model_version", "channel", "count", "bmi", "predictions"]
+        fields = ["id", "created_at", "model_version", "channel", "count", "bmi", "predictions", "intervals"]
         read_only_fields = fields
+
+    @extend_schema_field(IntervalsSerializer)
+    def get_intervals(self, log) -> dict:
+        return intervals_body(log.model_version.explain(log.bmi, log.predictions))
 
 
 # --- Outcomes and monitoring ---------------------------------------------------------------------

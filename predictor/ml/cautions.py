@@ -137,11 +137,14 @@ class Explained:
 
     def _clipped_words(self, item: int) -> str:
         low, high = self.limits.scale
-        ends = []
-        if self.low_raw[item] < low:
-            ends.append(f"the lower end ({self.low_raw[item]:.0f}) is shown as {low:g}")
-        if self.high_raw[item] > high:
-            ends.append(f"the upper end ({self.high_raw[item]:.0f}) is shown as {high:g}")
+        ends = [
+            f"the {name} end ({raw:.0f}) is shown as {shown:g}"
+            for name, raw, shown in (
+                ("lower", self.low_raw[item], self.low[item]),
+                ("upper", self.high_raw[item], self.high[item]),
+            )
+            if raw != shown
+        ]
         return (
             f"The interval reaches beyond the scores the training data cover ({low:g} to {high:g}): "
             f"{' and '.join(ends)}."
@@ -186,8 +189,10 @@ def explain(bmi, prediction, *, interval: IntervalFigures, limits: Limits) -> Ex
         low, high = low_raw, high_raw
         clipped = np.zeros(bmi.shape, dtype=bool)
     else:
-        low, high = np.clip(low_raw, *limits.scale), np.clip(high_raw, *limits.scale)
-        clipped = (low_raw < limits.scale[0]) | (high_raw > limits.scale[1])
+        bottom, top = limits.scale
+        # minimum(maximum()) rather than np.clip: the same values, a third of the time on one item.
+        low, high = np.minimum(np.maximum(low_raw, bottom), top), np.minimum(np.maximum(high_raw, bottom), top)
+        clipped = (low_raw < bottom) | (high_raw > top)
     return Explained(
         bmi=bmi,
         prediction=prediction,
