@@ -371,11 +371,38 @@ class StaffOnlyUsernameField(serializers.CharField):
         return super().get_attribute(instance)
 
 
+class IntervalFiguresSerializer(serializers.Serializer):
+    """What the version's prediction intervals are computed from, and how well they were calibrated."""
+
+    level = StrictFloatField(source="interval_level", help_text=_LEVEL_HELP)
+    t = StrictFloatField(source="interval_t", help_text="Student's t quantile at (1 + level) / 2, n_train − 2 df.")
+    residual_std = StrictFloatField(help_text="Residual standard error s on the training rows.")
+    bmi_mean = StrictFloatField(help_text="Mean training BMI x̄, kg/m².")
+    bmi_sxx = StrictFloatField(help_text="Σ (x − x̄)² over the training BMIs, (kg/m²)².")
+    coverage_test = StrictFloatField(help_text="Share of the held-out rows inside their interval.")
+    coverage_cv = StrictFloatField(
+        help_text="Share of the training rows inside their interval in 10-fold cross-validation (seeded)."
+    )
+    bmi_range = serializers.ListField(
+        source="training_bmi_range",
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="Lowest and highest training BMI, kg/m²: outside, answers warn bmi_outside_training_range.",
+    )
+    scale = serializers.SerializerMethodField(help_text="Lowest and highest training progression score.")
+
+    def get_scale(self, version) -> list[float]:
+        return [version.progression_min, version.progression_max]
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     slope = StrictFloatField(help_text="Progression units per kg/m² of BMI.", allow_null=True)
     intercept = StrictFloatField(help_text="Progression units at BMI 0 kg/m² (extrapolated).", allow_null=True)
     threshold = StrictFloatField(help_text="The R² gate this version was judged against.", allow_null=True)
     metrics = MetricsSerializer(source="*", read_only=True)
+    interval = IntervalFiguresSerializer(
+        source="*", read_only=True, help_text="ŷ ± t · s · √(1 + 1/n_train + (bmi − bmi_mean)² / bmi_sxx)."
+    )
     passed_gate = serializers.BooleanField(read_only=True)
     created_by = StaffOnlyUsernameField(
         source="created_by.username", allow_null=True, required=False, help_text="Staff callers only."
@@ -391,6 +418,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "intercept",
             "metrics",
             "threshold",
+            "interval",
             "n_train",
             "n_test",
             "n_outcome_rows",
@@ -641,6 +669,11 @@ class MonitoringOutputSerializer(serializers.Serializer):
     outcomes = serializers.IntegerField(help_text="Observed outcomes recorded.")
     live_r2 = serializers.FloatField(allow_null=True, help_text="R² on observed outcomes; null below two.")
     live_mae = serializers.FloatField(allow_null=True)
+    live_coverage = serializers.FloatField(
+        allow_null=True,
+        help_text="Share of outcomes inside the prediction interval their answer carried; null without outcomes.",
+    )
+    interval_level = serializers.FloatField(help_text="The interval's nominal coverage, to compare live_coverage with.")
     drift_psi = serializers.FloatField(allow_null=True, help_text="PSI of served vs training BMI.")
     drift_reading = serializers.CharField(help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data.")
     bmi_histogram = HistogramSerializer()

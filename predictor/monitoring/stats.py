@@ -34,9 +34,10 @@ from itertools import chain
 from django.conf import settings
 from django.db import connection
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Sum, Value
-from django.db.models.functions import Abs, TruncDate
+from django.db.models.functions import Abs, Sqrt, TruncDate
 from django.utils import timezone
 
+from predictor.monitoring.coverage import coverage_verdict
 from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
 from predictor.registry.models import ModelVersion
 
@@ -63,6 +64,8 @@ class VersionQuality:
     r2: float | None  # None until there are two outcomes that differ
     mae: float | None  # None until there is an outcome
     psi: float | None  # None until a prediction was served (or no training histogram)
+    n_inside: int = 0  # outcomes inside their prediction's interval
+    interval_level: float | None = None  # the version's nominal coverage
     edges: list[float] = field(default_factory=list)
     training_fractions: list[float] = field(default_factory=list)
     served_counts: list[int] = field(default_factory=list)
@@ -76,6 +79,11 @@ class VersionQuality:
     def psi_reading(self) -> str:
         return psi_reading(self.psi)
 
+    @property
+    def coverage(self) -> float | None:
+        """Live coverage: the share of outcomes inside their interval; None without outcomes."""
+        return self.n_inside / self.n_outcomes if self.n_outcomes else None
+
     def as_dict(self) -> dict:
         return {
             "version": self.version,
@@ -85,6 +93,8 @@ class VersionQuality:
             "live_mae": self.mae,
             "drift_psi": self.psi,
             "drift_reading": self.psi_reading,
+            "live_coverage": self.coverage,
+            "interval_level": self.interval_level,
             "bmi_histogram": {
                 "edges": self.edges,
                 "training_fractions": self.training_fractions,
@@ -183,6 +193,23 @@ def _outcome_sums(observed: str, predicted) -> dict:
 _PREDICTED = ArrayItem("log__predictions", "position")
 
 
+def _inside_interval(version: ModelVersion) -> Q:
+    """An outcome lies inside its prediction's interval: |observed − ŷ| ≤ t · s · √(1 + 1/n + (x − x̄)²/Sxx).
+
+    The version's stored figures (predictor/ml/intervals.py) as parameters; x and ŷ are the
+    outcome's item of its log entry. Ends included, as the stored coverages count.
+    """
+    figures = version.interval
+
+    def value(number: float) -> Value:
+        return Value(float(number), output_field=FloatField())
+
+    distance = ArrayItem("log__bmi", "position") - value(figures.bmi_mean)
+    spread = value(1.0 + 1.0 / figures.n) + distance * distance / value(figures.bmi_sxx)
+    half_width = value(figures.t * figures.residual_std) * Sqrt(spread)
+    return Q(miss__lte=half_width)
+
+
 def version_quality(version: ModelVersion) -> VersionQuality:
     """Traffic, live R²/MAE and PSI of ``version``: two aggregate queries."""
     histogram = version.training_bmi_histogram or {}
@@ -193,8 +220,10 @@ def version_quality(version: ModelVersion) -> VersionQuality:
 
     n_predictions, served_counts = _served(version, bounds)
     # Observed outcomes, each against the prediction it observes.
-    sums = Outcome.objects.filter(log__model_version_id=version.version).aggregate(
-        **_outcome_sums("observed", _PREDICTED)
+    sums = (
+        Outcome.objects.filter(log__model_version_id=version.version)
+        .alias(miss=Abs(F("observed") - _PREDICTED))
+        .aggregate(**_outcome_sums("observed", _PREDICTED), n_inside=Count("pk", filter=_inside_interval(version)))
     )
     n_outcomes = sums["outcomes"]
     r2 = r2_from_sums(n_outcomes, sums["total"] or 0.0, sums["total_sq"] or 0.0, sums["ss_res"] or 0.0)
@@ -210,6 +239,8 @@ def version_quality(version: ModelVersion) -> VersionQuality:
         r2=r2,
         mae=mae,
         psi=drift,
+        n_inside=sums["n_inside"],
+        interval_level=version.interval_level,
         edges=edges,
         training_fractions=training_fractions,
         served_counts=served_counts,
@@ -284,12 +315,17 @@ class VersionHealth:
     """The alert rules' verdict on one version (what ``check_model`` exits non-zero on)."""
 
     quality: VersionQuality
-    problems: list[str]  # alerts: live R² not above the threshold, drift above the alert level
+    problems: list[str]  # alerts: live R² not above the threshold, coverage clearly low, drift above the alert level
     not_judged: list[str]  # figures with too little data to judge (not an alert)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def judged_nothing(self) -> bool:
+        """Every rule lacked data (live R², live coverage and drift): "not judged yet"."""
+        return len(self.not_judged) == 3
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -304,18 +340,23 @@ def version_health(
     min_outcomes: int | None = None,
     min_predictions: int | None = None,
     max_psi: float | None = None,
+    coverage_alpha: float | None = None,
 ) -> VersionHealth:
     """Judge ``version`` by the alert rules; each limit defaults to its setting.
 
     Live R² must exceed ``threshold`` (default ``PREDICTOR_PROMOTION_THRESHOLD``, the promotion gate)
     once there are ``min_outcomes`` outcomes; drift PSI must not exceed ``max_psi`` once
-    ``min_predictions`` predictions were served. Fewer are noise, not evidence, and are not judged.
+    ``min_predictions`` predictions were served; live coverage must not be clearly below the
+    interval's level (predictor/monitoring/coverage.py, at ``coverage_alpha``, default
+    ``PREDICTOR_MONITOR_COVERAGE_ALPHA``) once there are ``min_outcomes`` outcomes. Fewer are
+    noise, not evidence, and are not judged.
     Pass ``quality`` when it is already computed, to save its queries.
     """
     threshold = settings.PREDICTOR_PROMOTION_THRESHOLD if threshold is None else float(threshold)
     min_outcomes = settings.PREDICTOR_MONITOR_MIN_OUTCOMES if min_outcomes is None else min_outcomes
     min_predictions = settings.PREDICTOR_MONITOR_MIN_PREDICTIONS if min_predictions is None else min_predictions
     max_psi = settings.PREDICTOR_MONITOR_PSI_ALERT if max_psi is None else max_psi
+    coverage_alpha = settings.PREDICTOR_MONITOR_COVERAGE_ALPHA if coverage_alpha is None else coverage_alpha
     quality = quality if quality is not None else version_quality(version)
 
     problems, not_judged = [], []
@@ -323,6 +364,9 @@ def version_health(
         not_judged.append(f"Live R² not judged: {quality.n_outcomes} outcomes, at least {min_outcomes} needed.")
     elif quality.r2 is None or not quality.r2 > threshold:
         problems.append(f"live R² {_fmt(quality.r2)} is not above the threshold {threshold:g}")
+    calibration = coverage_verdict(quality, min_outcomes=min_outcomes, alpha=coverage_alpha)
+    problems += [calibration.problem] if calibration.problem else []
+    not_judged += [calibration.not_judged] if calibration.not_judged else []
     if quality.n_predictions < min_predictions:
         not_judged.append(f"Drift not judged: {quality.n_predictions} predictions, at least {min_predictions} needed.")
     elif quality.psi is not None and quality.psi > max_psi:

@@ -316,6 +316,7 @@ def monitoring(request: HttpRequest) -> HttpResponse:
         "panels": panels,
         "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
         "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
+        "coverage_alpha": settings.PREDICTOR_MONITOR_COVERAGE_ALPHA,
         "nav": "monitoring",
     }
     return render(request, "predictor/monitoring.html", context)
