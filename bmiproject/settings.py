@@ -262,12 +262,17 @@ PREDICTOR_OUTCOME_MIN = env_float("PREDICTOR_OUTCOME_MIN", 0.0)
 PREDICTOR_OUTCOME_MAX = env_float("PREDICTOR_OUTCOME_MAX", 1000.0)
 if not PREDICTOR_OUTCOME_MIN < PREDICTOR_OUTCOME_MAX:
     raise ImproperlyConfigured("PREDICTOR_OUTCOME_MIN must be below PREDICTOR_OUTCOME_MAX.")
-# check_model judges live R² only with at least this many outcomes, and drift only with at least
+# check_model judges live R² and coverage only with at least this many outcomes, and drift only with at least
 # this many served predictions: fewer are noise, not evidence.
 PREDICTOR_MONITOR_MIN_OUTCOMES = env_int("PREDICTOR_MONITOR_MIN_OUTCOMES", 30, minimum=2)
 PREDICTOR_MONITOR_MIN_PREDICTIONS = env_int("PREDICTOR_MONITOR_MIN_PREDICTIONS", 100, minimum=1)
 # PSI above this is drift (the usual reading: < 0.1 stable, 0.1-0.25 watch, > 0.25 drift).
 PREDICTOR_MONITOR_PSI_ALERT = env_float("PREDICTOR_MONITOR_PSI_ALERT", 0.25)
+# check_model alerts when live coverage is below the interval's level with a one-sided binomial
+# test p-value under this (predictor/monitoring/coverage.py): one false alarm in 100 checks.
+PREDICTOR_MONITOR_COVERAGE_ALPHA = env_float("PREDICTOR_MONITOR_COVERAGE_ALPHA", 0.01)
+if not 0.0 < PREDICTOR_MONITOR_COVERAGE_ALPHA < 0.5:
+    raise ImproperlyConfigured("PREDICTOR_MONITOR_COVERAGE_ALPHA must lie strictly between 0 and 0.5, e.g. 0.01.")
 # /metrics: open to staff sessions, to "Authorization: Bearer <token>" when set, and to these IPs.
 PREDICTOR_METRICS_TOKEN = env_str("PREDICTOR_METRICS_TOKEN") or ""
 # Addresses or networks ("10.0.0.0/16"); a typo must stop start-up, not silently refuse the scraper.

@@ -76,6 +76,22 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         ("Held-out metrics", {"fields": ["r2_test", "mse_test", "mae_test", "threshold", "n_test"]}),
         ("Training", {"fields": ["r2_train", "mse_train", "n_train", "n_outcome_rows", "n_epochs", "converged"]}),
         ("Model", {"fields": ["slope", "intercept", "hyperparameters", "random_state", "training_seconds"]}),
+        (
+            "Prediction interval",
+            {
+                "fields": [
+                    "interval_level",
+                    "coverage_test",
+                    "coverage_cv",
+                    "interval_t",
+                    "residual_std",
+                    "bmi_mean",
+                    "bmi_sxx",
+                    "progression_min",
+                    "progression_max",
+                ]
+            },
+        ),
         ("Provenance", {"fields": ["dataset_name", "data_fingerprint", "code_version", "previous_active", "page"]}),
     ]
     readonly_fields = [field for fieldset in fieldsets for field in fieldset[1]["fields"]]

@@ -46,6 +46,79 @@ def _logged_predictions(bmis, channel: str) -> serving.LoggedPredictions:
         raise PredictionLogUnavailable() from exc
 
 
+# Answers of version 1 trained on the standard split (seed 0), as docs/api.md shows them.
+_SCALE_EXAMPLE = {"low": 25.0, "high": 346.0}
+_SINGLE_EXAMPLE = {
+    "bmi": 27.4,
+    "prediction": 163.24,
+    "interval": {"level": 0.95, "low": 39.2, "high": 287.3, "low_raw": 39.2, "high_raw": 287.3},
+    "scale": _SCALE_EXAMPLE,
+    "warnings": [],
+    "model_version": 1,
+    "prediction_id": 4711,
+    "unit": s.PREDICTION_UNIT,
+    "bmi_unit": s.BMI_UNIT,
+}
+_SINGLE_OUTSIDE_EXAMPLE = {
+    **_SINGLE_EXAMPLE,
+    "bmi": 11.0,
+    "prediction": -2.48,
+    "interval": {"level": 0.95, "low": 25.0, "high": 123.4, "low_raw": -128.3, "high_raw": 123.4},
+    "warnings": [
+        {
+            "code": "bmi_outside_training_range",
+            "message": "BMI 11 kg/m² is outside the BMIs this model was trained on (18.0 to 42.2 kg/m²): the "
+            "estimate extends a straight line beyond the data and may be far off.",
+        },
+        {
+            "code": "prediction_outside_scale",
+            "message": "The line gives -2.5, a negative score, which is not a possible progression value: do not "
+            "rely on this number.",
+        },
+        {
+            "code": "interval_clipped",
+            "message": "The interval reaches beyond the scores the training data cover (25 to 346): the lower end "
+            "(-128) is shown as 25.",
+        },
+    ],
+}
+_BATCH_EXAMPLE = {
+    "model_version": 1,
+    "batch_id": 4712,
+    "count": 3,
+    "predictions": [68.3, 163.2, 391.6],
+    "intervals": {
+        "level": 0.95,
+        "low": [25.0, 39.2, 263.5],
+        "high": [192.8, 287.3, 346.0],
+        "low_raw": [-56.3, 39.2, 263.5],
+        "high_raw": [192.8, 287.3, 519.8],
+    },
+    "scale": _SCALE_EXAMPLE,
+    "warnings": [
+        {
+            "code": "bmi_outside_training_range",
+            "message": "BMI outside the BMIs this model was trained on (18.0 to 42.2 kg/m²): the estimate extends "
+            "a straight line beyond the data and may be far off.",
+            "indices": [2],
+        },
+        {
+            "code": "prediction_outside_scale",
+            "message": "Prediction outside the progression scores of the training data (25 to 346): do not rely on it.",
+            "indices": [2],
+        },
+        {
+            "code": "interval_clipped",
+            "message": "An end of the interval lies beyond the scores of the training data (25 to 346); low and high "
+            "are clipped to that scale, low_raw and high_raw are not.",
+            "indices": [0, 2],
+        },
+    ],
+    "unit": s.PREDICTION_UNIT,
+    "bmi_unit": s.BMI_UNIT,
+}
+
+
 @extend_schema(tags=["predictions"])
 class PredictView(APIView):
     permission_classes = [PredictionAccess]
@@ -57,16 +130,25 @@ class PredictView(APIView):
         summary="Predict disease progression from one BMI",
         request=s.PredictInputSerializer,
         responses={200: s.PredictOutputSerializer, **errors(400, 401, 403, 413, 415, 429, 503)},
-        examples=[OpenApiExample("BMI 27.4", value={"bmi": 27.4}, request_only=True)],
+        examples=[
+            OpenApiExample("BMI 27.4", value={"bmi": 27.4}, request_only=True),
+            OpenApiExample("BMI 27.4 answered", value=_SINGLE_EXAMPLE, response_only=True),
+            OpenApiExample("BMI 11: outside the training data", value=_SINGLE_OUTSIDE_EXAMPLE, response_only=True),
+        ],
     )
     def post(self, request):
         serializer = s.PredictInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = _logged_predictions([serializer.validated_data["bmi"]], PredictionLog.Channel.API)
+        # The interval and cautions come from figures cached with the model: a few float operations.
+        explained = result.explain()
         return Response(
             {
                 "bmi": result.bmi[0],
                 "prediction": result.predictions[0],
+                "interval": s.interval_body(explained),
+                "scale": s.scale_body(explained),
+                "warnings": [{"code": c.code, "message": c.message} for c in explained.cautions()],
                 "model_version": result.model.version,
                 "prediction_id": result.log_id,
                 "unit": s.PREDICTION_UNIT,
@@ -88,17 +170,24 @@ class PredictBatchView(APIView):
         summary="Predict for many BMIs at once (all or nothing)",
         request=s.BatchInputSerializer,
         responses={200: s.BatchOutputSerializer, **errors(400, 401, 403, 413, 415, 429, 503)},
-        examples=[OpenApiExample("Three BMIs", value={"bmi": [22.0, 27.4, 31.5]}, request_only=True)],
+        examples=[
+            OpenApiExample("Three BMIs", value={"bmi": [18.0, 27.4, 50.0]}, request_only=True),
+            OpenApiExample("Three BMIs answered", value=_BATCH_EXAMPLE, response_only=True),
+        ],
     )
     def post(self, request):
         serializer = s.BatchInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = _logged_predictions(serializer.validated_data["bmi"], PredictionLog.Channel.BATCH)
+        explained = result.explain()
         output = {
             "model_version": result.model.version,
             "batch_id": result.log_id,
             "count": len(result.predictions),
             "predictions": result.predictions,
+            "intervals": s.intervals_body(explained),
+            "scale": s.scale_body(explained),
+            "warnings": [vars(caution) for caution in explained.batch_cautions()],
             "unit": s.PREDICTION_UNIT,
             "bmi_unit": s.BMI_UNIT,
         }

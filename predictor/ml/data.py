@@ -18,8 +18,12 @@ from predictor.ml.ranges import NOT_FINITE, OutOfRange, check_range
 
 __all__ = [
     "BMI_RANGE",
+    "DIABETES_PATIENTS",
+    "DIABETES_SCALE",
+    "DIABETES_SOURCE",
     "MIN_ROWS",
     "PROGRESSION_RANGE",
+    "PROGRESSION_UNIT",
     "DataError",
     "Dataset",
     "fingerprint",
@@ -33,6 +37,17 @@ __all__ = [
 # Plausible adult BMI in kg/m². Values outside are data-entry errors (a height in cm, a weight),
 # not patients. The serving layer reads its own range from settings; this is the loader's default.
 BMI_RANGE = (10.0, 80.0)
+# The bundled data, as the pages, the API's unit text and the docs describe them (one wording).
+DIABETES_PATIENTS = 442
+DIABETES_SCALE = (25, 346)  # lowest and highest progression score among its patients
+DIABETES_SOURCE = (
+    f"the diabetes study bundled with scikit-learn ({DIABETES_PATIENTS} patients; Efron, Hastie, Johnstone "
+    "and Tibshirani, “Least Angle Regression”, Annals of Statistics, 2004)"
+)
+PROGRESSION_UNIT = (
+    "disease progression score one year after baseline (the diabetes study's scale: "
+    f"{DIABETES_SCALE[0]} to {DIABETES_SCALE[1]} among its {DIABETES_PATIENTS} patients; higher means more progression)"
+)
 # Plausible progression one year after baseline (the diabetes data spans 25 to 346). A value far
 # outside is a unit or entry error, and one near 1e308 overflows the fit's sums into NaN metrics.
 # The service reads its own range from settings (PREDICTOR_OUTCOME_MIN/MAX); this is the default.

@@ -34,6 +34,7 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from predictor.monitoring.coverage import coverage_verdict
 from predictor.monitoring.models import DailyRollup, RollupWatermark
 from predictor.monitoring.rollups import OBSERVED_SQL, OUTCOME_SHIFT, SERVED_SQL, Sums, add_query_rows, watermark
 from predictor.predictions.models import PredictionLog
@@ -84,10 +85,10 @@ class VersionQuality:
             "outcomes": self.n_outcomes,
             "live_r2": self.r2,
             "live_mae": self.mae,
-            "live_coverage": self.coverage,
-            "interval_level": self.interval_level,
             "drift_psi": self.psi,
             "drift_reading": self.psi_reading,
+            "live_coverage": self.coverage,
+            "interval_level": self.interval_level,
             "bmi_histogram": {
                 "edges": self.edges,
                 "training_fractions": self.training_fractions,
@@ -297,12 +298,17 @@ class VersionHealth:
     """The alert rules' verdict on one version (what ``check_model`` exits non-zero on)."""
 
     quality: VersionQuality
-    problems: list[str]  # alerts: live R² not above the threshold, drift above the alert level
+    problems: list[str]  # alerts: live R² not above the threshold, coverage clearly low, drift above the alert level
     not_judged: list[str]  # figures with too little data to judge (not an alert)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def judged_nothing(self) -> bool:
+        """Every rule lacked data (live R², live coverage and drift): "not judged yet"."""
+        return len(self.not_judged) == 3
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -317,18 +323,23 @@ def version_health(
     min_outcomes: int | None = None,
     min_predictions: int | None = None,
     max_psi: float | None = None,
+    coverage_alpha: float | None = None,
 ) -> VersionHealth:
     """Judge ``version`` by the alert rules; each limit defaults to its setting.
 
     Live R² must exceed ``threshold`` (default ``PREDICTOR_PROMOTION_THRESHOLD``, the promotion gate)
     once there are ``min_outcomes`` outcomes; drift PSI must not exceed ``max_psi`` once
-    ``min_predictions`` predictions were served. Fewer are noise, not evidence, and are not judged.
+    ``min_predictions`` predictions were served; live coverage must not be clearly below the
+    interval's level (predictor/monitoring/coverage.py, at ``coverage_alpha``, default
+    ``PREDICTOR_MONITOR_COVERAGE_ALPHA``) once there are ``min_outcomes`` outcomes. Fewer are
+    noise, not evidence, and are not judged.
     Pass ``quality`` when it is already computed, to save its queries.
     """
     threshold = settings.PREDICTOR_PROMOTION_THRESHOLD if threshold is None else float(threshold)
     min_outcomes = settings.PREDICTOR_MONITOR_MIN_OUTCOMES if min_outcomes is None else min_outcomes
     min_predictions = settings.PREDICTOR_MONITOR_MIN_PREDICTIONS if min_predictions is None else min_predictions
     max_psi = settings.PREDICTOR_MONITOR_PSI_ALERT if max_psi is None else max_psi
+    coverage_alpha = settings.PREDICTOR_MONITOR_COVERAGE_ALPHA if coverage_alpha is None else coverage_alpha
     quality = quality if quality is not None else version_quality(version)
 
     problems, not_judged = [], []
@@ -336,6 +347,9 @@ def version_health(
         not_judged.append(f"Live R² not judged: {quality.n_outcomes} outcomes, at least {min_outcomes} needed.")
     elif quality.r2 is None or not quality.r2 > threshold:
         problems.append(f"live R² {_fmt(quality.r2)} is not above the threshold {threshold:g}")
+    calibration = coverage_verdict(quality, min_outcomes=min_outcomes, alpha=coverage_alpha)
+    problems += [calibration.problem] if calibration.problem else []
+    not_judged += [calibration.not_judged] if calibration.not_judged else []
     if quality.n_predictions < min_predictions:
         not_judged.append(f"Drift not judged: {quality.n_predictions} predictions, at least {min_predictions} needed.")
     elif quality.psi is not None and quality.psi > max_psi:

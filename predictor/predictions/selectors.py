@@ -11,8 +11,13 @@ from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
 
 
 def prediction_list(*, version: int | None = None, channel: str | None = None, since=None, until=None) -> QuerySet:
-    """Log entries (single predictions and batches), newest first, filtered by version, channel and time."""
-    queryset = PredictionLog.objects.all()
+    """Log entries (single predictions and batches), newest first, filtered by version, channel and time.
+
+    Each comes with its version's interval figures and limits (one join), not its charts' data.
+    """
+    queryset = PredictionLog.objects.select_related("model_version").defer(
+        "model_version__training_sample", "model_version__loss_curve"
+    )
     if version is not None:
         queryset = queryset.filter(model_version_id=version)
     if channel is not None:

@@ -26,6 +26,8 @@ import numpy as np
 from django.db import Error as DBError
 from django.db import connection, transaction
 
+from predictor.ml.cautions import Explained, Limits, explain
+from predictor.ml.intervals import IntervalFigures
 from predictor.predictions import metrics
 from predictor.predictions.models import PredictionLog
 from predictor.registry.models import ModelVersion
@@ -44,12 +46,50 @@ class NoActiveModel(Exception):
 
 @dataclass(frozen=True)
 class ServingModel:
+    """The active version as a worker serves it: its line, interval figures and training limits.
+
+    Loaded in one query with the model, so an answer's interval and cautions cost a few float
+    operations and no query.
+    """
+
     version: int
     slope: float
     intercept: float
+    interval: IntervalFigures
+    limits: Limits
+
+    # The columns _load reads: what from_version uses, and no more.
+    COLUMNS = (
+        "version",
+        "slope",
+        "intercept",
+        "interval_level",
+        "interval_t",
+        "residual_std",
+        "n_train",
+        "bmi_mean",
+        "bmi_sxx",
+        "training_bmi_histogram",
+        "progression_min",
+        "progression_max",
+    )
+
+    @classmethod
+    def from_version(cls, version: ModelVersion) -> ServingModel:
+        return cls(
+            version=version.version,
+            slope=version.slope,
+            intercept=version.intercept,
+            interval=version.interval,
+            limits=version.limits,
+        )
 
     def predict(self, bmi: np.ndarray) -> np.ndarray:
         return self.slope * bmi + self.intercept
+
+    def explain(self, bmi, predictions) -> Explained:
+        """The intervals and cautions of these predictions (predictor/ml/cautions.py)."""
+        return explain(bmi, predictions, interval=self.interval, limits=self.limits)
 
 
 @dataclass(frozen=True)
@@ -63,10 +103,15 @@ class LoggedPredictions:
 
     @classmethod
     def from_log(cls, log: PredictionLog) -> LoggedPredictions:
-        """The predictions a log entry records (its ``model_version`` loaded with it)."""
-        version = log.model_version
-        model = ServingModel(version=version.version, slope=version.slope, intercept=version.intercept)
+        """The predictions a log entry records (its ``model_version`` loaded with it).
+
+        The version's stored figures reproduce the intervals and cautions the answer carried.
+        """
+        model = ServingModel.from_version(log.model_version)
         return cls(model=model, bmi=log.bmi, predictions=log.predictions, log_id=log.pk)
+
+    def explain(self) -> Explained:
+        return self.model.explain(self.bmi, self.predictions)
 
 
 _lock = threading.Lock()
@@ -82,12 +127,8 @@ def reset_cache() -> None:
 
 def _load() -> ServingModel:
     global _cached
-    row = (
-        ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE)
-        .values_list("version", "slope", "intercept")
-        .first()
-    )
-    model = None if row is None else ServingModel(version=row[0], slope=row[1], intercept=row[2])
+    row = ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).only(*ServingModel.COLUMNS).first()
+    model = None if row is None else ServingModel.from_version(row)
     with _lock:
         _cached = model
     if model is None:

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from predictor.ml.cautions import Caution, Explained, Limits, explain
 from predictor.ml.intervals import IntervalFigures
 
 
@@ -47,6 +48,14 @@ class ModelVersion(models.Model):
     residual_std = models.FloatField(help_text="Residual standard error s on the training rows (progression units).")
     bmi_mean = models.FloatField(help_text="Mean training BMI x̄ (kg/m²).")
     bmi_sxx = models.FloatField(help_text="Σ (x − x̄)² over the training BMIs ((kg/m²)²).")
+    # Calibration measured at training time (predictor/ml/intervals.py), beside the nominal level.
+    coverage_test = models.FloatField(help_text="Share of the held-out rows inside their prediction interval.")
+    coverage_cv = models.FloatField(
+        help_text="Share of the training rows inside their interval in 10-fold cross-validation (seeded, SGD refitted)."
+    )
+    # The scale the training data cover: estimates and interval ends beyond it are flagged (predictor/ml/cautions.py).
+    progression_min = models.FloatField(help_text="Lowest progression score in the training rows.")
+    progression_max = models.FloatField(help_text="Highest progression score in the training rows.")
 
     hyperparameters = models.JSONField(default=dict, help_text="Estimator parameters, seed included.")
     random_state = models.IntegerField(null=True, blank=True)
@@ -111,19 +120,21 @@ class ModelVersion(models.Model):
         edges = (self.training_bmi_histogram or {}).get("edges") or []
         return (float(edges[0]), float(edges[-1])) if len(edges) >= 2 else None
 
-    def prediction_cautions(self, *, bmi: float, prediction: float) -> list[str]:
-        """Why a prediction of this version deserves less trust than usual, in words for a clinician."""
-        cautions = []
-        known = self.training_bmi_range
-        if known is not None and not known[0] <= bmi <= known[1]:
-            cautions.append(
-                f"BMI {bmi:g} kg/m² is outside the BMIs this model was trained on "
-                f"({known[0]:.1f} to {known[1]:.1f} kg/m²): the estimate extends a straight line beyond the "
-                "data and may be far off."
-            )
-        if prediction < 0:
-            cautions.append("A negative score is not a possible progression value: do not rely on this estimate.")
-        return cautions
+    @property
+    def limits(self) -> Limits:
+        """What the training data covered: BMIs and progression scores."""
+        return Limits(bmi=self.training_bmi_range, scale=(self.progression_min, self.progression_max))
+
+    def explain(self, bmi, prediction) -> Explained:
+        """Intervals and cautions of this version's predictions ``prediction`` for ``bmi``."""
+        return explain(bmi, prediction, interval=self.interval, limits=self.limits)
+
+    def prediction_cautions(self, *, bmi: float, prediction: float) -> list[Caution]:
+        """Why a prediction of this version deserves less trust than usual, as codes and words.
+
+        The rules are predictor/ml/cautions.py's, the same the API answers with.
+        """
+        return self.explain(bmi, prediction).cautions()
 
     @property
     def interval(self) -> IntervalFigures:

@@ -12,8 +12,9 @@ def active_version() -> ModelVersion | None:
 
 
 def version_list() -> QuerySet[ModelVersion]:
-    # The heavy JSON columns are for one version's page, not for lists.
-    return ModelVersion.objects.defer("training_sample", "loss_curve", "training_bmi_histogram")
+    # The heavy JSON columns are for one version's page, not for lists. The BMI histogram (21
+    # numbers) stays: its outer edges are the training BMI range each version states.
+    return ModelVersion.objects.defer("training_sample", "loss_curve")
 
 
 def version_get(*, version: int) -> ModelVersion | None:

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from predictor.ml.data import DIABETES_DATASET_NAME, Dataset
-from predictor.ml.intervals import interval_figures
+from predictor.ml.intervals import coverage, cross_validated_coverage, interval_figures
 from predictor.ml.sgd import ConvergenceWarning, SGDLinearRegression, mean_absolute_error, mean_squared_error, r2_score
 from predictor.registry import selectors
 from predictor.registry.models import ModelVersion, PromotionEvent, RegistryLock
@@ -142,9 +142,14 @@ def model_version_train(
         raise ValueError(
             "Training gave non-finite coefficients or R² (the data's values are too large to fit); nothing was stored."
         )
-    interval = interval_figures(
-        dataset.X_train, dataset.y_train, predicted_train, level=settings.PREDICTOR_INTERVAL_LEVEL
-    )
+    level = settings.PREDICTOR_INTERVAL_LEVEL
+    interval = interval_figures(dataset.X_train, dataset.y_train, predicted_train, level=level)
+    calibration = {
+        "coverage_test": coverage(dataset.X_test, dataset.y_test, predicted_test, interval),
+        "coverage_cv": cross_validated_coverage(
+            estimator, dataset.X_train, dataset.y_train, level=level, random_state=random_state
+        ),
+    }
     passed = r2_test > threshold
     user = user_or_none(user)
 
@@ -164,6 +169,9 @@ def model_version_train(
             residual_std=interval.residual_std,
             bmi_mean=interval.bmi_mean,
             bmi_sxx=interval.bmi_sxx,
+            **calibration,
+            progression_min=float(dataset.y_train.min()),
+            progression_max=float(dataset.y_train.max()),
             hyperparameters=estimator.get_params(),
             random_state=random_state,
             n_epochs=estimator.n_iter_,

@@ -13,7 +13,7 @@ reader announces what the chart shows instead of reading out tick labels.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from django.utils.html import escape
@@ -204,11 +204,14 @@ def fit_chart(
     title: str = "Training data and fitted line",
     x_title: str = "BMI (kg/m²)",
     y_title: str = "Progression after 1 year",
+    band: Callable[[float], float] | None = None,
+    band_level: float = 0.95,
 ) -> SafeString:
     """Scatter of the training ``sample`` ([bmi, progression] pairs), the fitted line, and ``patient``.
 
     ``patient`` is ``(bmi, predicted progression)``; it is drawn last and larger so it stays on
-    top of the training points.
+    top of the training points. ``band`` gives the prediction interval's half-width at a BMI; the
+    interval is shaded around the line (behind the points) and said in the description.
     """
     pairs = _finite_pairs(sample)
     plot = fit_plot(sample=pairs, slope=slope, intercept=intercept, patient=patient)
@@ -224,6 +227,8 @@ def fit_chart(
     else:
         # Only the public data set's rows are stored for display (predictor.registry.services._training_sample).
         desc = f"{PRIVATE_DATA_NOTE} {line}"
+    if band is not None:
+        desc += f" Shaded: the {band_level:.0%} prediction interval around the line."
     if patient is not None:
         desc += f" Highlighted: this patient, BMI {patient[0]:g}, predicted progression {patient[1]:.1f}."
     parts = _svg_open(chart_id, title, desc, "chart-fit")
@@ -235,6 +240,8 @@ def fit_chart(
         f'<clipPath id="{clip}"><rect x="{_num(plot.left)}" y="{_num(plot.top)}" '
         f'width="{_num(plot.right - plot.left)}" height="{_num(plot.bottom - plot.top)}"/></clipPath>'
     )
+    if band is not None:
+        parts.append(_band(plot, slope, intercept, band, clip))
     parts.append('<g class="points" aria-hidden="true">')
     parts.extend(f'<circle cx="{_num(plot.x(x))}" cy="{_num(plot.y(y))}" r="3"/>' for x, y in pairs)
     parts.append("</g>")
@@ -259,6 +266,17 @@ def fit_chart(
         parts.append("</g>")
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above
+
+
+def _band(plot: Plot, slope: float, intercept: float, half_width: Callable[[float], float], clip: str) -> str:
+    """The interval band as one polygon: the upper edge left to right, the lower edge back."""
+    x_lo, x_hi = plot.x.domain
+    # The band's edges are hyperbolas; 24 straight pieces draw them smoothly at this size.
+    xs = [x_lo + (x_hi - x_lo) * i / 24 for i in range(25)]
+    upper = [(x, slope * x + intercept + half_width(x)) for x in xs]
+    lower = [(x, slope * x + intercept - half_width(x)) for x in reversed(xs)]
+    points = " ".join(f"{_num(plot.x(x))},{_num(plot.y(y))}" for x, y in upper + lower)
+    return f'<polygon class="fit-band" clip-path="url(#{clip})" aria-hidden="true" points="{points}"/>'
 
 
 def loss_chart(

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from predictor.access import READ_PREDICTION_LOG, predictions_open_to, staff_refusal
 from predictor.accounts.middleware import mark_personal
 from predictor.api.throttling import throttle_wait
+from predictor.ml.data import DIABETES_PATIENTS, DIABETES_SCALE, DIABETES_SOURCE
 from predictor.monitoring import stats
 from predictor.predictions import selectors as predictions
 from predictor.predictions import serving
@@ -198,8 +199,18 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
         )
     if log is None or log.size != 1:  # pruned in between (or a batch's id): show the empty form
         return HttpResponseRedirect(reverse("predictor:predict"))
-    result = _SingleResult(bmi=log.bmi[0], prediction=log.predictions[0], log_id=log.pk)
     version = log.model_version
+    # The same rules and figures the API answered with (predictor/ml/cautions.py).
+    explained = version.explain(log.bmi[0], log.predictions[0])
+    cautions = explained.cautions()
+    result = _SingleResult(
+        bmi=log.bmi[0],
+        prediction=log.predictions[0],
+        log_id=log.pk,
+        low=float(explained.low[0]),
+        high=float(explained.high[0]),
+        unreliable=bool(explained.unreliable[0]),
+    )
     chart = charts.fit_chart(
         sample=version.training_sample,
         slope=version.slope,
@@ -207,6 +218,8 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
         patient=(result.bmi, result.prediction),
         chart_id="prediction-chart",
         title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {version.version}",
+        band=version.interval.half_width,
+        band_level=version.interval_level,
     )
     context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=version.version)
     context.update(
@@ -215,7 +228,9 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
             "version": version,
             "chart": chart,
             "private_data_note": charts.PRIVATE_DATA_NOTE,
-            "cautions": version.prediction_cautions(bmi=result.bmi, prediction=result.prediction),
+            # Reasons not to rely on the estimate, and notes that only qualify its interval.
+            "cautions": [c for c in cautions if c.unreliable],
+            "interval_notes": [c for c in cautions if not c.unreliable],
         }
     )
     response = render(request, "predictor/predict.html", context)
@@ -231,6 +246,9 @@ class _SingleResult:
     bmi: float
     prediction: float
     log_id: int
+    low: float  # the interval, clipped to the scale of the training data
+    high: float
+    unreliable: bool  # outside the training BMIs or the scale: shown subdued, with the reasons
 
 
 def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
@@ -239,6 +257,10 @@ def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
         "model_version": model_version,
         "bmi_min": settings.PREDICTOR_BMI_MIN,
         "bmi_max": settings.PREDICTOR_BMI_MAX,
+        # The one wording of the score and its source, as the API's unit text and the docs.
+        "scale": DIABETES_SCALE,
+        "patients": DIABETES_PATIENTS,
+        "source": DIABETES_SOURCE,
         "nav": "predict",
     }
 
@@ -264,6 +286,8 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
         intercept=model_version.intercept,
         chart_id="fit-chart",
         title=f"Training data and fitted line of model version {model_version.version}",
+        band=model_version.interval.half_width,
+        band_level=model_version.interval_level,
     )
     loss = charts.loss_chart(
         losses=model_version.loss_curve,
@@ -319,6 +343,7 @@ def monitoring(request: HttpRequest) -> HttpResponse:
         "page": page,
         "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
         "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
+        "coverage_alpha": settings.PREDICTOR_MONITOR_COVERAGE_ALPHA,
         "nav": "monitoring",
     }
     return render(request, "predictor/monitoring.html", context)

@@ -111,6 +111,7 @@ def test_version_page_is_read_only_and_delete_is_refused(admin_client, registry)
     assert response.status_code == 200
     assert f"{active.r2_test:.4f}"[:5] in html
     assert active.data_fingerprint in html
+    assert "Prediction interval" in html and "Share of the held-out rows inside their prediction interval." in html
     assert 'name="_save"' not in html
     delete_url = reverse("admin:predictor_modelversion_delete", args=[active.version])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403

@@ -402,3 +402,19 @@ def test_a_version_filter_beyond_the_column_range_is_a_400(staff_token_client, d
     response = staff_token_client.get("/api/v1/predictions", {"version": 10**25})
     assert response.status_code == 400
     assert response.json()["error"]["message"].startswith("version: ")
+
+
+def test_model_detail_states_its_interval_figures_and_calibration(api, active_version):
+    body = api.get(f"/api/v1/models/{active_version.version}").json()
+    assert body["interval"] == {
+        "level": 0.95,
+        "t": pytest.approx(active_version.interval_t),
+        "residual_std": pytest.approx(active_version.residual_std),
+        "bmi_mean": pytest.approx(active_version.bmi_mean),
+        "bmi_sxx": pytest.approx(active_version.bmi_sxx),
+        "coverage_test": 1.0,
+        "coverage_cv": pytest.approx(active_version.coverage_cv),
+        "bmi_range": [18.0, 42.2],
+        "scale": [25.0, 346.0],
+    }
+    assert 0.93 < body["interval"]["coverage_cv"] < 0.99

@@ -9,12 +9,14 @@ import base64
 import datetime as dt
 from urllib.parse import urlencode
 
+import numpy as np
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from predictor.api import serializers
 from predictor.models import PredictionLog
 from predictor.predictions import serving
 from predictor.registry import services
@@ -75,7 +77,16 @@ def test_lists_single_predictions_and_batches_newest_first_with_their_values(sta
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["id"] for r in results] == ids(logged, NEWEST_FIRST)
-    assert set(results[0]) == {"id", "created_at", "model_version", "channel", "count", "bmi", "predictions"}
+    assert set(results[0]) == {
+        "id",
+        "created_at",
+        "model_version",
+        "channel",
+        "count",
+        "bmi",
+        "predictions",
+        "intervals",
+    }
     assert [r["channel"] for r in results] == ["batch", "web", "batch", "batch", "api", "api", "api"]
     assert [r["count"] for r in results] == [1, 1, 3, 2, 1, 1, 1]
     first, second = logged["first"].version, logged["second"].version
@@ -94,12 +105,28 @@ def test_a_single_prediction_is_an_entry_of_one(staff_token_client, logged):
     assert entry["predictions"] == [pytest.approx(second.slope * 40.0 + second.intercept)]
 
 
-def test_a_page_is_one_query_on_the_log_and_none_on_the_versions(staff_token_client, logged):
+def test_a_page_is_one_query_on_the_log_joining_its_versions(staff_token_client, logged):
     with CaptureQueriesContext(connection) as captured:
         assert staff_token_client.get(URL).status_code == 200
     log_queries = [q["sql"] for q in captured if '"predictor_predictionlog"' in q["sql"]]
     assert len(log_queries) == 1
-    assert not [q for q in captured if '"predictor_modelversion"' in q["sql"]]
+    # The intervals' figures come with the join; no query per entry, and no chart data.
+    assert [q["sql"] for q in captured if '"predictor_modelversion"' in q["sql"]] == log_queries
+    assert '"training_sample"' not in log_queries[0] and '"loss_curve"' not in log_queries[0]
+
+
+def test_each_entry_carries_the_intervals_its_answer_carried(staff_token_client, logged):
+    results = staff_token_client.get(URL).json()["results"]
+    for entry, name in zip(results, NEWEST_FIRST, strict=True):
+        version = logged["first"] if entry["model_version"] == logged["first"].version else logged["second"]
+        half = version.interval.half_width(np.array(entry["bmi"]))
+        predicted = np.array(entry["predictions"])
+        intervals = entry["intervals"]
+        assert intervals["level"] == version.interval_level == 0.95, name
+        np.testing.assert_allclose(intervals["low_raw"], predicted - half, rtol=1e-12)
+        np.testing.assert_allclose(intervals["high_raw"], predicted + half, rtol=1e-12)
+        np.testing.assert_allclose(intervals["low"], np.clip(predicted - half, 25.0, 346.0), rtol=1e-12)
+        np.testing.assert_allclose(intervals["high"], np.clip(predicted + half, 25.0, 346.0), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -277,8 +304,10 @@ def test_detail_of_a_batch_returns_the_values_as_answered(staff_token_client, lo
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"id", "created_at", "model_version", "channel", "count", "bmi", "predictions"}
+    assert set(body) == {"id", "created_at", "model_version", "channel", "count", "bmi", "predictions", "intervals"}
     assert (body["id"], body["channel"], body["count"]) == (result.log_id, "batch", 3)
+    # The intervals the batch was answered with, reproduced from the version's stored figures.
+    assert body["intervals"] == serializers.intervals_body(result.explain())
     assert body["model_version"] == logged["first"].version
     assert body["bmi"] == [18.5, 25.0, 40.0]
     # Exactly the floats the batch call returned, in input order.

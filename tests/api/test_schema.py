@@ -88,7 +88,7 @@ def test_schema_states_the_bmi_range_and_batch_limit(schema, settings):
     assert batch["maxItems"] == settings.PREDICTOR_BATCH_MAX
 
 
-LOG_ENTRY_FIELDS = {"id", "created_at", "model_version", "channel", "count", "bmi", "predictions"}
+LOG_ENTRY_FIELDS = {"id", "created_at", "model_version", "channel", "count", "bmi", "predictions", "intervals"}
 
 
 def _ref(container) -> str:
@@ -125,6 +125,46 @@ def test_prediction_detail_documents_the_integer_id_and_both_arrays(schema):
     for name in ("bmi", "predictions"):
         assert properties[name]["type"] == "array" and properties[name]["items"]["type"] == "number"
     assert {} not in operation["security"]  # staff only, never anonymous
+
+
+def _component(schema, container) -> dict:
+    return schema["components"]["schemas"][_ref(container)]
+
+
+def test_single_answer_documents_its_interval_and_warnings_with_examples(schema):
+    components = schema["components"]["schemas"]
+    operation = schema["paths"]["/api/v1/predict"]["post"]
+    properties = _component(schema, operation["responses"]["200"])["properties"]
+
+    assert {"interval", "scale", "warnings"} <= set(properties)
+    interval = components[properties["interval"]["allOf"][0]["$ref"].split("/")[-1]]
+    assert set(interval["properties"]) == {"level", "low", "high", "low_raw", "high_raw"}
+    warning = components[properties["warnings"]["items"]["$ref"].split("/")[-1]]
+    assert set(warning["properties"]) == {"code", "message"}
+    for code in ("bmi_outside_training_range", "prediction_outside_scale", "interval_clipped"):
+        assert code in warning["properties"]["code"]["description"]
+    examples = operation["responses"]["200"]["content"]["application/json"]["examples"]
+    values = [example["value"] for example in examples.values()]
+    assert [v["interval"]["low"] for v in values] == [39.2, 25.0]  # an ordinary answer and a clipped one
+    assert [w["code"] for w in values[1]["warnings"]] == [
+        "bmi_outside_training_range",
+        "prediction_outside_scale",
+        "interval_clipped",
+    ]
+
+
+def test_batch_answer_documents_intervals_as_arrays_with_an_example(schema):
+    components = schema["components"]["schemas"]
+    operation = schema["paths"]["/api/v1/predict/batch"]["post"]
+    properties = _component(schema, operation["responses"]["200"])["properties"]
+
+    intervals = components[properties["intervals"]["allOf"][0]["$ref"].split("/")[-1]]["properties"]
+    for name in ("low", "high", "low_raw", "high_raw"):
+        assert intervals[name]["type"] == "array" and intervals[name]["items"]["type"] == "number"
+    warning = components[properties["warnings"]["items"]["$ref"].split("/")[-1]]
+    assert set(warning["properties"]) == {"code", "message", "indices"}
+    [example] = operation["responses"]["200"]["content"]["application/json"]["examples"].values()
+    assert len(example["value"]["intervals"]["low"]) == len(example["value"]["predictions"]) == 3
 
 
 def test_batch_response_points_at_the_logged_entry_and_the_outcome_position(schema):

@@ -149,7 +149,7 @@ def test_version_health_applies_the_check_model_rules(active_version, log_predic
     settings.PREDICTOR_MONITOR_MIN_OUTCOMES = 2
     settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 3
     empty = stats.version_health(active_version)
-    assert empty.ok and len(empty.not_judged) == 2
+    assert empty.ok and len(empty.not_judged) == 3 and empty.judged_nothing
 
     # Outcomes far from the predictions: live R² far below the gate, and a BMI population off to one side.
     rows = log_predictions(active_version, [45.0, 46.0, 47.0, 48.0])

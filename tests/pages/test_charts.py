@@ -158,3 +158,27 @@ def test_loss_chart_of_one_epoch_draws_its_point_on_whole_epoch_ticks():
     assert '<circle class="loss-point"' in svg
     assert "over 1 epoch:" in svg
     assert ">1.2<" not in svg and ">1.5<" not in svg
+
+
+def test_fit_chart_shades_the_interval_band_around_the_line():
+    sample = [[20.0, 100.0], [30.0, 200.0], [40.0, 300.0]]
+    markup = charts.fit_chart(sample=sample, slope=10.0, intercept=-100.0, band=lambda x: 50.0, band_level=0.9)
+    svg = parse(markup)
+    plot = charts.fit_plot(sample=sample, slope=10.0, intercept=-100.0)
+    [band] = [e for e in svg.iter() if e.get("class") == "fit-band"]
+    points = [tuple(map(float, p.split(","))) for p in band.get("points").split()]
+
+    assert len(points) == 50  # 25 along the upper edge, 25 back along the lower
+    x_lo, x_hi = plot.x.domain
+    # Upper edge starts at the left end, line + 50; the lower edge ends there, line − 50.
+    assert points[0] == pytest.approx((plot.x(x_lo), plot.y(10 * x_lo - 100 + 50)), abs=0.01)
+    assert points[24] == pytest.approx((plot.x(x_hi), plot.y(10 * x_hi - 100 + 50)), abs=0.01)
+    assert points[-1] == pytest.approx((plot.x(x_lo), plot.y(10 * x_lo - 100 - 50)), abs=0.01)
+    assert "Shaded: the 90% prediction interval around the line." in svg.find(f"{SVG}desc").text
+    # Drawn behind the training points, inside the plot area.
+    order = [e.get("class") for e in svg if e.get("class") in ("fit-band", "points")]
+    assert order == ["fit-band", "points"] and band.get("clip-path") == "url(#fit-chart-clip)"
+
+
+def test_fit_chart_without_a_band_draws_none():
+    assert "fit-band" not in charts.fit_chart(sample=[[20.0, 100.0]], slope=1.0, intercept=0.0)

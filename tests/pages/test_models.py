@@ -128,3 +128,16 @@ def test_a_version_trained_on_private_data_shows_no_training_points(client, trai
     assert PRIVATE_DATA_NOTE in prediction
     assert 'class="patient-point"' in prediction and 'class="fit-line"' in prediction
     assert '<g class="points" aria-hidden="true"></g>' in prediction
+
+
+def test_detail_shows_the_interval_figures_coverages_and_the_band(client, train_version):
+    version = train_version(promote=True)
+    html = client.get(version.get_absolute_url()).content.decode()
+    figures = html[html.index('data-testid="interval-figures"') :]
+
+    assert 'data-testid="coverage-test">100 %<' in figures
+    assert f'data-testid="coverage-cv">{round(version.coverage_cv * 100, 1):g} %<' in figures
+    assert f"{version.residual_std:.2f}" in figures and "t (420 df)" in figures
+    assert "18.0–42.2" in figures and "25–346" in figures
+    assert 'class="fit-band"' in html and "95 % prediction interval</li>" in html
+    assert "it is not a range patients fall in" in html  # what MAE means, beside it

@@ -237,8 +237,49 @@ def test_a_bmi_beyond_the_training_data_is_shown_as_an_extrapolation(client, act
     assert 'data-testid="cautions"' in outside
     assert f"outside the BMIs this model was trained on ({low:.1f} to {high:.1f} kg/m²)" in outside
     assert active_version.slope * 10 + active_version.intercept < 0  # the diabetes fit at BMI 10
-    assert "A negative score is not a possible progression value" in outside
+    assert "a negative score, which is not a possible progression value" in outside
     assert PredictionLog.objects.count() == 2  # both logged: a caution is not a refusal
+
+
+@pytest.mark.parametrize(("bmi", "reason"), [("11", "a negative score"), ("50", "above the highest score")])
+def test_an_impossible_or_extrapolated_estimate_is_subdued_not_a_headline(client, active_version, bmi, reason):
+    html = client.post(URL, {"bmi": bmi}, follow=True).content.decode()
+
+    assert 'class="result-number"' not in html  # the big orange figure is for estimates inside the data
+    assert f'data-testid="no-estimate">No reliable estimate for BMI {bmi} kg/m²<' in html
+    prediction = active_version.slope * float(bmi) + active_version.intercept
+    assert f'<span class="subdued-number" data-testid="prediction">{prediction:.1f}</span>' in html
+    assert reason in html and "outside the BMIs this model was trained on (18.0 to 42.2 kg/m²)" in html
+    assert 'data-code="bmi_outside_training_range"' in html and 'data-code="prediction_outside_scale"' in html
+    # The interval end beyond the scale is shown clipped to it, and said so.
+    assert 'data-code="interval_clipped"' in html and "is shown as" in html
+
+
+def test_the_result_states_the_interval_in_words_and_explains_the_score(client, active_version):
+    html = client.post(URL, {"bmi": "27.4"}, follow=True).content.decode()
+
+    explained = active_version.explain(27.4, active_version.slope * 27.4 + active_version.intercept)
+    low, high = round(float(explained.low[0])), round(float(explained.high[0]))
+    assert (low, high) == (39, 287)
+    assert "95 % of patients with this BMI are expected between <strong>39</strong> and <strong>287</strong>." in html
+    assert 'class="result-number" data-testid="prediction">163.2<' in html
+    assert "Typical error" not in html  # the MAE read as ± was not the spread of patients
+    assert 'class="fit-band"' in html and "Shaded: the 95% prediction interval" in html
+    assert "95 % prediction interval</li>" in html
+    # The explanation stays with the result: the score, its scale and where the data come from.
+    about = html[html.index('data-testid="about"') :]
+    assert "from 25 to 346 among those patients" in about
+    assert "the diabetes study bundled with scikit-learn (442 patients; Efron" in about
+    assert "held out: 100 % inside; 10-fold cross-validation: 96.7 %" in about
+    assert "350" not in about
+
+
+def test_an_interval_end_beyond_the_scale_is_clipped_and_said_so(client, active_version):
+    html = client.post(URL, {"bmi": "20"}, follow=True).content.decode()  # inside the data, low end below 25
+    assert 'class="result-number"' in html  # a usable estimate
+    assert "expected between <strong>25</strong> and" in html
+    assert 'data-testid="interval-note" data-code="interval_clipped"' in html
+    assert "the lower end (" in html and ") is shown as 25." in html
 
 
 def test_the_form_names_the_version_active_now_not_the_one_this_worker_cached(client, train_version):

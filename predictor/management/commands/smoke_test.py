@@ -121,8 +121,15 @@ class SmokeTest:
         prediction, version = body.get("prediction"), body.get("model_version")
         if not _is_number(prediction) or not isinstance(version, int):
             raise CheckFailed(f"{what} -> 200 without a numeric prediction and model_version: {resp.summary()}")
+        interval = body.get("interval") or {}
+        low, high = interval.get("low_raw"), interval.get("high_raw")
+        if not (_is_number(low) and _is_number(high) and low <= prediction <= high):
+            raise CheckFailed(f"{what} -> 200 without an interval around the prediction: {resp.summary()}")
         self.prediction = body
-        return f"{what} -> 200, prediction {prediction:.2f} by model version {version}"
+        return (
+            f"{what} -> 200, prediction {prediction:.2f} (interval {interval['low']:.0f} to {interval['high']:.0f}) "
+            f"by model version {version}"
+        )
 
     def check_batch(self) -> str:
         what = f"POST /api/v1/predict/batch ({len(BATCH_BMI)} values)"
