@@ -27,7 +27,7 @@ from predictor.predictions import serving
 from predictor.predictions.models import PredictionLog
 from predictor.registry import selectors as registry
 from predictor.registry.models import ModelVersion
-from predictor.web import charts, monitoring_charts
+from predictor.web import charts
 from predictor.web.forms import PredictForm
 
 logger = logging.getLogger(__name__)
@@ -304,11 +304,11 @@ def monitoring(request: HttpRequest) -> HttpResponse:
                 # The check_model rules, on figures already computed: no extra query.
                 "health": stats.version_health(version, quality=quality),
                 "days": days,
-                "traffic_chart": monitoring_charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
-                "r2_chart": monitoring_charts.r2_lines(
+                "traffic_chart": charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
+                "r2_chart": charts.r2_lines(
                     days, threshold=version.threshold, chart_id=f"r2-v{version.version}"
                 ),
-                "bmi_chart": monitoring_charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
+                "bmi_chart": charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
             }
         )
     context = {

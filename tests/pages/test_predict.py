@@ -57,7 +57,7 @@ def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_
     expected = active_version.slope * 27.5 + active_version.intercept
     assert f'data-testid="prediction">{expected:.1f}<' in html
     assert f">v{active_version.version}</a>" in html
-    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-fit"' in html
+    assert '<svg id="prediction-chart" xmlns="http://www.w3.org/2000/svg" class="chart chart-fit"' in html
     assert 'role="img"' in html
     assert 'class="patient-point"' in html
     assert "this patient, BMI 27.5" in html
