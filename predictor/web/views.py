@@ -28,7 +28,7 @@ from predictor.predictions.models import PredictionLog
 from predictor.registry import selectors as registry
 from predictor.registry.models import ModelVersion
 from predictor.web import charts
-from predictor.web.forms import PredictForm
+from predictor.web.forms import PredictForm, shown
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
         chart_id="prediction-chart",
         title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {version.version}",
     )
-    context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=version.version)
+    context = _predict_context(PredictForm(initial={"bmi": shown(result.bmi)}), model_version=version.version)
     context.update(
         {
             "result": result,
@@ -305,9 +305,7 @@ def monitoring(request: HttpRequest) -> HttpResponse:
                 "health": stats.version_health(version, quality=quality),
                 "days": days,
                 "traffic_chart": charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
-                "r2_chart": charts.r2_lines(
-                    days, threshold=version.threshold, chart_id=f"r2-v{version.version}"
-                ),
+                "r2_chart": charts.r2_lines(days, threshold=version.threshold, chart_id=f"r2-v{version.version}"),
                 "bmi_chart": charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
             }
         )
