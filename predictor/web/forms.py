@@ -123,8 +123,17 @@ class PageForm(forms.Form):
 
     def full_clean(self):
         super().full_clean()
+        self._point_at_errors()
+
+    def add_error(self, field, error):
+        # Errors found after cleaning (a service's refusal) are pointed at the same way.
+        super().add_error(field, error)
+        if self._errors is not None and getattr(self, "cleaned_data", None) is not None:
+            self._point_at_errors()
+
+    def _point_at_errors(self) -> None:
         first = True
-        for name in self.errors:
+        for name in self._errors or ():
             if name not in self.fields:
                 continue
             attrs = self.fields[name].widget.attrs

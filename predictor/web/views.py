@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import LogoutView, redirect_to_login
 from django.core.paginator import Paginator
 from django.db import Error as DBError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -18,17 +17,18 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from predictor.access import READ_PREDICTION_LOG, predictions_open_to, staff_refusal
+from predictor.access import READ_PREDICTION_LOG, RECORD_OUTCOMES, account_refusal, predictions_open_to, staff_refusal
 from predictor.accounts.middleware import mark_personal
 from predictor.api.throttling import throttle_wait
 from predictor.monitoring import stats
 from predictor.predictions import selectors as predictions
+from predictor.predictions import services as outcome_services
 from predictor.predictions import serving
 from predictor.predictions.models import PredictionLog
 from predictor.registry import selectors as registry
 from predictor.registry.models import ModelVersion
 from predictor.web import charts
-from predictor.web.forms import PredictForm, shown
+from predictor.web.forms import OutcomeForm, PredictForm, ReferenceForm, shown
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,28 @@ def prediction_access(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def signed_in_page(refusal):
+    """A page for signed-in accounts that ``refusal(user)`` (a reason, or None) lets in.
+
+    One behaviour for every such page: anonymous visitors go to the site's sign-in page and come
+    back (``?next=``); a signed-in account that may not use it gets the site's 403 page saying why.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), reverse("predictor:login"))
+            reason = refusal(request.user)
+            if reason is not None:
+                return render(request, "403.html", {"message": reason}, status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 def _unavailable(
@@ -159,8 +181,7 @@ def predict(request: HttpRequest) -> HttpResponse:
         return _database_down(request, exc)
     # 303: the browser follows with a GET. The fragment brings a phone, where the result sits
     # below the form, straight to it.
-    response = HttpResponseRedirect(f"{reverse('predictor:predict')}?result={result.log_id}#result")
-    response.status_code = 303
+    response = _see_other(f"{reverse('predictor:predict')}?result={result.log_id}#result")
     kept = [*_own_results(request), result.log_id][-_RESULTS_KEPT:]
     response.set_signed_cookie(
         _RESULTS_COOKIE,
@@ -284,15 +305,10 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
     return render(request, "predictor/model_detail.html", context)
 
 
-@staff_member_required
 @require_GET
+@signed_in_page(lambda user: staff_refusal(user, READ_PREDICTION_LOG, door="the monitoring page"))
 def monitoring(request: HttpRequest) -> HttpResponse:
     """``/monitoring/``: live quality, drift and traffic of the active version and those that served."""
-    refusal = staff_refusal(request.user, READ_PREDICTION_LOG, door="the monitoring page")
-    if refusal is not None:
-        # Staff, so no login redirect: say which permission is missing instead.
-        context = {"heading": "Not allowed", "message": refusal, "nav": "monitoring"}
-        return render(request, "predictor/unavailable.html", context, status=403)
     panels = []
     for version in stats.monitored_versions():
         quality = stats.version_quality(version)
@@ -317,3 +333,86 @@ def monitoring(request: HttpRequest) -> HttpResponse:
         "nav": "monitoring",
     }
     return render(request, "predictor/monitoring.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@signed_in_page(lambda user: account_refusal(user, RECORD_OUTCOMES, door="the outcome page"))
+def outcome_record(request: HttpRequest) -> HttpResponse:
+    """``/outcomes/``: find a prediction by its reference, record the progression observed a year later.
+
+    ``?reference=<id>`` shows the prediction and the outcome form; a valid POST records it through
+    ``outcome_record`` (the API's rules: one outcome per prediction) and redirects back to that
+    page, which confirms it. POST, redirect, GET: a reload cannot record twice.
+    """
+    context = {"nav": "outcomes"}
+    if "reference" not in request.GET:
+        context["reference_form"] = ReferenceForm()
+        return render(request, "predictor/outcome.html", context)
+    reference_form = ReferenceForm(request.GET)
+    context["reference_form"] = reference_form
+    if not reference_form.is_valid():
+        return render(request, "predictor/outcome.html", context, status=400)
+    log = predictions.prediction_get(prediction_id=reference_form.cleaned_data["reference"])
+    if log is None:
+        reference = reference_form.cleaned_data["reference"]
+        reference_form.add_error("reference", f"No prediction has the reference #{reference}.")
+        return render(request, "predictor/outcome.html", context, status=404)
+    outcomes = list(log.outcomes.order_by("position"))
+    form = OutcomeForm(request.POST if request.method == "POST" else None, size=log.size)
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            try:
+                outcome = outcome_services.outcome_record(
+                    prediction_id=log.pk,
+                    observed=form.cleaned_data["observed"],
+                    position=form.cleaned_data.get("position"),
+                    user=request.user,
+                    source="web",
+                )
+            except outcome_services.InvalidOutcome as exc:
+                form.add_error(exc.field if exc.field in form.fields else "observed", str(exc))
+                status = 400
+            except outcome_services.OutcomeExists as exc:
+                form.add_error(None, f"{exc} A recorded outcome is not changed here.")
+                status = 409
+            else:
+                page = reverse("predictor:outcome-record")
+                url = f"{page}?reference={log.pk}&recorded={outcome.position}#confirmation"
+                return _see_other(url)
+        else:
+            status = 400
+    recorded = request.GET.get("recorded")
+    context.update(
+        {
+            "log": log,
+            "items": list(zip(range(log.size), log.bmi, log.predictions, strict=True))[:OUTCOME_ITEMS_SHOWN],
+            "outcomes": outcomes,
+            "just_recorded": next((o for o in outcomes if str(o.position) == recorded), None),
+            # A single prediction with its outcome is done; a batch may take one per position.
+            "form": form if len(outcomes) < log.size or form.errors else None,
+        }
+    )
+    response = render(request, "predictor/outcome.html", context, status=status)
+    return mark_personal(response)
+
+
+# A batch's page lists this many of its predictions (the position field takes any of them).
+OUTCOME_ITEMS_SHOWN = 20
+
+
+def _see_other(url: str) -> HttpResponse:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+class SignOutView(LogoutView):
+    """``/logout/``: GET shows a page with the sign-out button (a link cannot sign out: CSRF); POST
+    signs out and confirms it on ``predictor/signed_out.html``."""
+
+    http_method_names = ["get", "head", "post", "options"]
+    template_name = "predictor/signed_out.html"
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return render(request, "predictor/logout.html", {"nav": "account"})

@@ -18,18 +18,19 @@ def traffic(active_version, log_predictions, record_outcomes, diabetes):
     return active_version
 
 
-def test_anonymous_visitor_is_sent_to_the_admin_login(client, db):
+def test_anonymous_visitor_is_sent_to_the_site_sign_in_and_back(client, db):
     response = client.get("/monitoring/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
-    assert "next=/monitoring/" in response["Location"]
+    assert response["Location"] == "/login/?next=/monitoring/"
 
 
-def test_non_staff_user_is_sent_to_the_admin_login(client, plain_user):
+def test_signed_in_non_staff_user_gets_the_site_403_saying_why(client, plain_user):
     client.force_login(plain_user)
     response = client.get("/monitoring/")
-    assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Only staff users may use the monitoring page." in html
+    assert 'href="/"' in html  # a way back to the site
 
 
 def test_staff_without_the_log_permission_get_a_403_naming_it(client, view_only_staff, active_version):
