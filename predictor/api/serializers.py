@@ -545,8 +545,13 @@ class MonitoringOutputSerializer(serializers.Serializer):
     outcomes = serializers.IntegerField(help_text="Observed outcomes recorded.")
     live_r2 = serializers.FloatField(allow_null=True, help_text="R² on observed outcomes; null below two.")
     live_mae = serializers.FloatField(allow_null=True)
-    drift_psi = serializers.FloatField(allow_null=True, help_text="PSI of served vs training BMI.")
-    drift_reading = serializers.CharField(help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data.")
+    drift_psi = serializers.FloatField(
+        allow_null=True,
+        help_text="PSI of served vs training BMI; null below PREDICTOR_MONITOR_MIN_PREDICTIONS predictions.",
+    )
+    drift_reading = serializers.CharField(
+        help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data, not enough data."
+    )
     bmi_histogram = HistogramSerializer()
     daily = DaySerializer(many=True, help_text="Last 90 days, by the day of the prediction (UTC).")
 

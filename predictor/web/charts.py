@@ -466,10 +466,11 @@ def r2_lines(days, *, threshold: float, chart_id: str = "r2") -> SafeString:
     return _svg_close(parts)
 
 
-def bmi_histogram(quality, *, chart_id: str = "bmi") -> SafeString:
+def bmi_histogram(quality, *, psi: float | None = None, chart_id: str = "bmi") -> SafeString:
     """Share of served BMIs per training decile bin (bars) over the training shares (outlines).
 
-    ``quality`` is a :class:`predictor.monitoring.stats.VersionQuality`.
+    ``quality`` is a :class:`predictor.monitoring.stats.VersionQuality`; ``psi`` the drift figure to
+    name, when there are enough predictions to judge it (``stats.judged_psi``).
     """
     title = "Served BMI over training BMI, per training decile bin"
     if not quality.training_fractions:
@@ -487,7 +488,7 @@ def bmi_histogram(quality, *, chart_id: str = "bmi") -> SafeString:
         f"Bar chart of the share of served BMIs in each of {n} training decile bins, over "
         f"outlines of the training shares; the largest gap is in bin {widest + 1} "
         f"(served {served[widest]:.1%}, training {training[widest]:.1%})"
-        + (f"; PSI {quality.psi:.3f}." if quality.psi is not None else ".")
+        + (f"; PSI {psi:.3f}." if psi is not None else ".")
     )
     parts = _svg_open(chart_id, title, desc, "chart-bmi", height=SMALL_HEIGHT)
     parts += _axes(

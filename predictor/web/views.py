@@ -322,7 +322,11 @@ def monitoring(request: HttpRequest) -> HttpResponse:
                 "days": days,
                 "traffic_chart": charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
                 "r2_chart": charts.r2_lines(days, threshold=version.threshold, chart_id=f"r2-v{version.version}"),
-                "bmi_chart": charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
+                "bmi_chart": charts.bmi_histogram(
+                    quality, psi=stats.judged_psi(quality), chart_id=f"bmi-v{version.version}"
+                ),
+                "psi": stats.judged_psi(quality),
+                "drift_reading": stats.drift_reading(quality),
             }
         )
     context = {
@@ -330,6 +334,7 @@ def monitoring(request: HttpRequest) -> HttpResponse:
         "panels": panels,
         "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
         "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
+        "min_predictions": settings.PREDICTOR_MONITOR_MIN_PREDICTIONS,
         "nav": "monitoring",
     }
     return render(request, "predictor/monitoring.html", context)
