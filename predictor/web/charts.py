@@ -48,7 +48,7 @@ SMALL_HEIGHT = 260
 MARGIN_LEFT = 76
 MARGIN_RIGHT = 16
 MARGIN_TOP = 16
-MARGIN_BOTTOM = 52
+MARGIN_BOTTOM = 56
 
 
 @dataclass(frozen=True)
@@ -212,18 +212,19 @@ def _axes(
     )
     for tick in x_ticks:
         parts.append(
-            f'<text class="tick tick-x" x="{_num(plot.x(tick))}" y="{_num(plot.bottom + 18)}" '
+            # Low enough that the first label clears the y axis's lowest one at the origin.
+            f'<text class="tick tick-x" x="{_num(plot.x(tick))}" y="{_num(plot.bottom + 24)}" '
             f'text-anchor="middle">{escape(x_format(tick))}</text>'
         )
     for tick in y_ticks:
         parts.append(
-            f'<text class="tick tick-y" x="{_num(plot.left - 8)}" y="{_num(plot.y(tick) + 4)}" '
+            f'<text class="tick tick-y" x="{_num(plot.left - 10)}" y="{_num(plot.y(tick) + 4)}" '
             f'text-anchor="end">{escape(y_format(tick))}</text>'
         )
     centre_x = (plot.left + plot.right) / 2
     centre_y = (plot.top + plot.bottom) / 2
     parts.append(
-        f'<text class="axis-title" x="{_num(centre_x)}" y="{_num(plot.height - 10)}" '
+        f'<text class="axis-title" x="{_num(centre_x)}" y="{_num(plot.height - 8)}" '
         f'text-anchor="middle">{escape(x_title)}</text>'
     )
     parts.append(
@@ -257,6 +258,22 @@ def fit_plot(
     if patient:
         ys.append(patient[1])
     return Plot.for_ticks(x_ticks, nice_ticks(min(ys), max(ys)))
+
+
+# Room a patient label needs beside its point (drawing units; "350.0" in the phone's large text).
+LABEL_ROOM = 72
+
+
+def _patient_label_place(plot: Plot, px: float, *, rising: bool) -> tuple[str, float, float]:
+    """Where the patient's value label goes: (text-anchor, dx, dy) from the point.
+
+    Above the point on the side the fitted line falls away from (upper left of a rising line),
+    so the line never crosses it; below on the other side when that would leave the plot.
+    The guides run left and down from the point, so neither crosses the label either.
+    """
+    if rising:
+        return ("end", -12, -12) if px - plot.left > LABEL_ROOM else ("start", 12, 26)
+    return ("start", 12, -12) if plot.right - px > LABEL_ROOM else ("end", -12, 26)
 
 
 def fit_chart(
@@ -315,10 +332,9 @@ def fit_chart(
         parts.append(f'<line class="guide" x1="{_num(px)}" y1="{_num(py)}" x2="{_num(px)}" y2="{_num(plot.bottom)}"/>')
         parts.append(f'<line class="guide" x1="{_num(plot.left)}" y1="{_num(py)}" x2="{_num(px)}" y2="{_num(py)}"/>')
         parts.append(f'<circle class="patient-point" cx="{_num(px)}" cy="{_num(py)}" r="7"/>')
-        # Label to the left of the point when it sits in the right third, so it stays inside.
-        anchor, dx = ("end", -12) if px > plot.left + (plot.right - plot.left) * 2 / 3 else ("start", 12)
+        anchor, dx, dy = _patient_label_place(plot, px, rising=slope > 0)
         parts.append(
-            f'<text class="patient-label" x="{_num(px + dx)}" y="{_num(py - 10)}" text-anchor="{anchor}">'
+            f'<text class="patient-label" x="{_num(px + dx)}" y="{_num(py + dy)}" text-anchor="{anchor}">'
             f"{escape(f'{patient[1]:.1f}')}</text>"
         )
         parts.append("</g>")
@@ -449,7 +465,6 @@ def r2_lines(days, *, threshold: float, chart_id: str = "r2") -> SafeString:
         "Prediction day (UTC)",
         "Live R²",
         x_format=lambda i: _day(days[int(i)].day, year=only),
-        y_format=lambda v: f"{v:.2f}",
     )
     y_threshold = _num(plot.y(threshold))
     parts.append(

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from predictor.access import READ_PREDICTION_LOG, RECORD_OUTCOMES, account_refusal, predictions_open_to, staff_refusal
 from predictor.accounts.middleware import mark_personal
 from predictor.api.throttling import throttle_wait
+from predictor.ml.sgd import r2_standard_error
 from predictor.monitoring import stats
 from predictor.predictions import selectors as predictions
 from predictor.predictions import services as outcome_services
@@ -267,7 +268,10 @@ def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
 def model_list(request: HttpRequest) -> HttpResponse:
     """``/models/``: every version with its held-out metrics, status and dates."""
     page = Paginator(registry.version_list(), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "predictor/model_list.html", {"page": page, "versions": page.object_list, "nav": "models"})
+    # Each R² with its standard error: on a few held-out rows the third decimal is noise.
+    rows = [(v, r2_standard_error(v.r2_test, v.n_test)) for v in page.object_list]
+    context = {"page": page, "versions": page.object_list, "rows": rows, "nav": "models"}
+    return render(request, "predictor/model_list.html", context)
 
 
 @require_GET
@@ -294,6 +298,7 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
         "version": model_version,
         "history": registry.version_history(version=model_version.version),
         "hyperparameters": sorted(model_version.hyperparameters.items()),
+        "r2_se": r2_standard_error(model_version.r2_test, model_version.n_test),
         "fit_chart": fit,
         "loss_chart": loss,
         "private_data_note": charts.PRIVATE_DATA_NOTE,

@@ -89,7 +89,7 @@ def test_fit_chart_draws_the_patient_on_the_fitted_line():
     line = root.find(f"{SVG}line[@class='fit-line']")
     x1, y1, x2, y2 = coords(line, "x1", "y1", "x2", "y2")
     # The patient's point is collinear with the fitted line's end points.
-    assert (py - y1) * (x2 - x1) == pytest.approx((y2 - y1) * (px - x1), abs=1.0)
+    assert (py - y1) * (x2 - x1) == pytest.approx((y2 - y1) * (px - x1), rel=1e-4)
     label = root.find(f".//{SVG}text[@class='patient-label']")
     assert label.text == "180.0"
 
@@ -227,3 +227,19 @@ def test_a_chart_without_data_says_so_in_words_and_to_a_screen_reader(markup, me
     assert root.get("role") == "img"
     assert root.find(f"{SVG}desc").text == message
     assert "chart-no-data" in root.get("class")
+
+
+@pytest.mark.parametrize(("slope", "bmi"), [(10.0, 22.0), (10.0, 34.0), (-10.0, 22.0), (-10.0, 34.0)])
+def test_the_patient_label_sits_on_the_side_the_fitted_line_leaves_free(slope, bmi):
+    intercept = 400.0 if slope < 0 else -100.0
+    patient = (bmi, slope * bmi + intercept)
+    root = parse(charts.fit_chart(sample=SAMPLE, slope=slope, intercept=intercept, patient=patient))
+    point = root.find(f".//{SVG}circle[@class='patient-point']")
+    label = root.find(f".//{SVG}text[@class='patient-label']")
+    px, py = coords(point, "cx", "cy")
+    lx, ly = coords(label, "x", "y")
+    right_of_point = label.get("text-anchor") == "start"
+    above_point = ly < py
+    # A rising line leaves the upper left and the lower right free; a falling one the others.
+    assert (above_point != right_of_point) if slope > 0 else (above_point == right_of_point)
+    assert (lx > px) == right_of_point
