@@ -33,7 +33,10 @@ from predictor.registry import selectors as registry
 from predictor.registry import services
 
 # Open endpoints: a token or session is optional (unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set).
-OPTIONAL_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]
+# No security requirement at all, rather than OpenAPI's "optional" [{token}, {}]: Swagger UI draws
+# a lock on any operation with one, which told readers the public endpoints need an account.
+# The API's description says how to send a token where a deployment requires one.
+OPTIONAL_AUTH: list = []
 
 # --- Predictions ---------------------------------------------------------------------------------
 
@@ -400,3 +403,5 @@ class SwaggerView(SpectacularSwaggerSplitView):
     content_negotiation_class = DefaultContentNegotiation
     permission_classes = [AllowAny]
     throttle_classes = []
+    # Adds a link back to the site and a <noscript> pointing at the schema (the UI is all script).
+    template_name = "predictor/swagger_ui.html"

@@ -13,6 +13,8 @@ urlpatterns = [
     path("models/<int:version>/", views.model_detail, name="model-detail"),
     path("monitoring/", views.monitoring, name="monitoring"),
     path("outcomes/", views.outcome_record, name="outcome-record"),
+    # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (the admin, the API's JSON).
+    path("favicon.ico", views.favicon, name="favicon"),
     # With PREDICTOR_PREDICTIONS_REQUIRE_AUTH the pages need a signed-in user, who need not be staff:
     # the admin's login form refuses non-staff accounts, so clinicians sign in here.
     path(

@@ -207,3 +207,24 @@ def test_unknown_api_path_is_a_json_404(api):
 
     assert response.status_code == 404
     assert response.json()["error"] == {"status": 404, "code": "not_found", "message": "No API endpoint at this path."}
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("get", "/api/v1/nothing-here", "No API endpoint at this path."),
+        ("get", "/api/", "No API endpoint at this path."),
+        ("post", "/api/v1/predict/", "No API endpoint at this path. Did you mean /api/v1/predict?"),
+        ("get", "/api/v1/models/", "No API endpoint at this path. Did you mean /api/v1/models?"),
+        ("get", "/api/schema", "No API endpoint at this path. Did you mean /api/schema/?"),
+    ],
+)
+def test_unknown_api_paths_are_json_404s_in_every_mode_naming_the_path_without_the_slash(
+    api, settings, db, debug, method, path, message
+):
+    settings.DEBUG = debug  # `make run` serves with DEBUG on: Django's HTML debug 404 unless routed
+    response = getattr(api, method)(path, data={"bmi": 27.5}, format="json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == {"status": 404, "code": "not_found", "message": message}

@@ -27,3 +27,10 @@ def test_signing_out_confirms_it(client, plain_user):
 def test_sign_in_fields_use_the_site_style(client, db):
     html = client.get("/login/").content.decode()
     assert re.search(r'<div class="field">\s*<label for="id_username">', html)
+
+
+def test_favicon_ico_leads_to_the_site_icon(client, db):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("/predictor/favicon.svg")
+    assert client.get(response["Location"]).status_code == 200

@@ -30,7 +30,15 @@ PREDICTION_ACCESS = {
     "api:model-detail",
 }
 # Signing out needs no account either (a POST with the CSRF token; it only ends a session).
-PUBLIC = {"api:schema", "api:docs", "api:docs-slash", "predictor:login", "predictor:logout"}
+PUBLIC = {
+    "api:schema",
+    "api:docs",
+    "api:docs-slash",
+    "api:not-found",
+    "predictor:favicon",
+    "predictor:login",
+    "predictor:logout",
+}
 # Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
 AUTHENTICATED = {"api:outcome-create", "predictor:outcome-record"}
 STAFF = {
