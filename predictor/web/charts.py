@@ -47,7 +47,9 @@ HEIGHT = 340
 SMALL_HEIGHT = 260
 MARGIN_LEFT = 76
 MARGIN_RIGHT = 16
-MARGIN_TOP = 16
+# Room above the plot for the y axis title, which sits there level rather than rotated beside the
+# tick labels, so that no label, however wide, can run into it.
+MARGIN_TOP = 40
 MARGIN_BOTTOM = 56
 
 
@@ -213,24 +215,20 @@ def _axes(
     for tick in x_ticks:
         parts.append(
             # Low enough that the first label clears the y axis's lowest one at the origin.
-            f'<text class="tick tick-x" x="{_num(plot.x(tick))}" y="{_num(plot.bottom + 24)}" '
+            f'<text class="tick tick-x" x="{_num(plot.x(tick))}" y="{_num(plot.bottom + 26)}" '
             f'text-anchor="middle">{escape(x_format(tick))}</text>'
         )
     for tick in y_ticks:
         parts.append(
-            f'<text class="tick tick-y" x="{_num(plot.left - 10)}" y="{_num(plot.y(tick) + 4)}" '
+            f'<text class="tick tick-y" x="{_num(plot.left - 12)}" y="{_num(plot.y(tick) + 4)}" '
             f'text-anchor="end">{escape(y_format(tick))}</text>'
         )
     centre_x = (plot.left + plot.right) / 2
-    centre_y = (plot.top + plot.bottom) / 2
     parts.append(
         f'<text class="axis-title" x="{_num(centre_x)}" y="{_num(plot.height - 8)}" '
         f'text-anchor="middle">{escape(x_title)}</text>'
     )
-    parts.append(
-        f'<text class="axis-title" x="16" y="{_num(centre_y)}" text-anchor="middle" '
-        f'transform="rotate(-90 16 {_num(centre_y)})">{escape(y_title)}</text>'
-    )
+    parts.append(f'<text class="axis-title" x="4" y="20" text-anchor="start">{escape(y_title)}</text>')
     parts.append("</g>")
     return parts
 

@@ -18,7 +18,6 @@ from django.utils import timezone
 from predictor.models import Outcome, PredictionLog
 from tests.browser.test_pages_in_chromium import (
     ARTIFACTS,
-    browser,  # noqa: F401 - the shared Chromium fixture
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,7 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
     ],
 )
 def test_page_works_under_the_servers_csp_without_violations(
-    browser,  # noqa: F811
+    browser,
     live_server,
     active_version,
     path,
@@ -87,7 +86,7 @@ def monitored(active_version):
     [("/monitoring/", "svg#r2-v{v}"), ("/models/{v}/", "svg#fit-chart")],
 )
 def test_staff_pages_work_under_the_servers_csp_without_violations(
-    browser,  # noqa: F811
+    browser,
     live_server,
     monitored,
     staff_user,
