@@ -1,7 +1,12 @@
 import os
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+from django.utils import timezone
+
+from predictor.predictions.models import Outcome, PredictionLog
 
 # CHROMIUM_PATH is for trying the skip/fail behaviour or another build; CI uses the default.
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -43,3 +48,31 @@ def browser():
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+def log_two_days(version, n: int) -> list[PredictionLog]:
+    """``n`` single predictions by ``version``, half of them yesterday, outcomes for the first 3/4."""
+    rng = np.random.default_rng(0)
+    rows = log_singles(version, rng.normal(27, 4, n).clip(15, 45))
+    PredictionLog.objects.filter(pk__in=[r.pk for r in rows[: n // 2]]).update(
+        created_at=timezone.now() - timedelta(days=1)
+    )
+    Outcome.objects.bulk_create(
+        Outcome(log=row, position=0, observed=float(row.predictions[0] + rng.normal(0, 50)), source="test")
+        for row in rows[: n * 3 // 4]
+    )
+    return rows
+
+
+def log_singles(version, bmis) -> list[PredictionLog]:
+    """Single API predictions by ``version``, logged as serving logs them."""
+    return PredictionLog.objects.bulk_create(
+        PredictionLog(
+            model_version=version,
+            channel="api",
+            size=1,
+            bmi=[float(b)],
+            predictions=[version.slope * float(b) + version.intercept],
+        )
+        for b in bmis
+    )

@@ -8,15 +8,12 @@ days of traffic, the admin and its confirmation page, the API docs and the error
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import numpy as np
 import pytest
 from django.contrib.auth.models import Permission
-from django.utils import timezone
 
-from predictor.predictions.models import Outcome, PredictionLog
+from predictor.predictions.models import PredictionLog
 from tests.browser import layout
+from tests.browser.conftest import log_singles, log_two_days
 from tests.browser.test_pages_in_chromium import (
     screenshot,
 )
@@ -41,28 +38,9 @@ def operator(django_user_model):
 @pytest.fixture
 def served(active_version, train_version):
     """Two days of traffic with outcomes on the active version; one day, without outcomes, on another."""
-    rng = np.random.default_rng(0)
     other = train_version(promote=False, random_state=3)
-
-    def log(version, bmis):
-        return PredictionLog.objects.bulk_create(
-            PredictionLog(
-                model_version=version,
-                channel="api",
-                size=1,
-                bmi=[float(b)],
-                predictions=[version.slope * float(b) + version.intercept],
-            )
-            for b in bmis
-        )
-
-    rows = log(active_version, rng.normal(27, 4, 120).clip(15, 45))
-    PredictionLog.objects.filter(pk__in=[r.pk for r in rows[:60]]).update(created_at=timezone.now() - timedelta(days=1))
-    Outcome.objects.bulk_create(
-        Outcome(log=row, position=0, observed=float(row.predictions[0] + rng.normal(0, 50)), source="test")
-        for row in rows[:60]
-    )
-    log(other, [31.0])
+    log_two_days(active_version, 120)
+    log_singles(other, [31.0])
     # A rejected version, whose list row says why.
     train_version(promote=False, threshold=0.99)
     return active_version
