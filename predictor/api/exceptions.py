@@ -17,6 +17,7 @@ from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -175,6 +176,7 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+@csrf_exempt  # it changes nothing; without this, a POST from a session got the CSRF page, not the 404
 def api_path_not_found(request, rest: str = ""):
     """The last pattern under /api/: any other path is a JSON 404 in every mode.
 

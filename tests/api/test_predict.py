@@ -2,7 +2,7 @@
 
 import pytest
 from django.db import connection, transaction
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from predictor.models import PredictionLog
 from predictor.registry import services
@@ -228,3 +228,11 @@ def test_unknown_api_paths_are_json_404s_in_every_mode_naming_the_path_without_t
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"] == {"status": 404, "code": "not_found", "message": message}
+
+
+def test_a_post_to_an_unknown_api_path_from_a_session_is_the_json_404_not_the_csrf_page(staff_user, db):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    response = client.post("/api/v1/models/null,null/promote", {"reason": ""}, content_type="application/json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
