@@ -228,6 +228,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Django's default config gives "django" its own console handler (with DEBUG) and lets it
+    # propagate to the root's too: every warning printed twice under runserver. One handler, the root's.
+    # (django.server, runserver's request lines, keeps its own handler and does not propagate.)
+    "loggers": {"django": {"handlers": [], "level": "INFO", "propagate": True}},
 }
 
 # --- The model and serving -------------------------------------------------------------------
@@ -326,8 +330,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Predicts diabetes disease progression one year after baseline from body mass index (kg/m²), "
         "and manages the model versions that make the predictions. Errors share one body: "
-        '`{"error": {"status", "code", "message", "fields"?}}`.'
+        '`{"error": {"status", "code", "message", "fields"?}}`. The predictions and the model list are '
+        "open (no lock) unless the deployment sets PREDICTOR_PREDICTIONS_REQUIRE_AUTH; then, and for every "
+        "other operation, send `Authorization: Token <token>` (or use a signed-in session)."
     ),
+    # The public group first: most readers come for a prediction.
+    "TAGS": [
+        {"name": "predictions", "description": "Predict progression from BMI: open to anyone by default."},
+        {"name": "models", "description": "The model versions and their metrics."},
+        {"name": "monitoring", "description": "Outcomes observed later, live quality and drift."},
+        {"name": "management", "description": "Train, promote and roll back versions (operators)."},
+    ],
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",

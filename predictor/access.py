@@ -28,6 +28,15 @@ def predictions_open_to(user) -> bool:
     return not settings.PREDICTOR_PREDICTIONS_REQUIRE_AUTH or bool(user and user.is_authenticated)
 
 
+def account_refusal(user, permission: str, *, door: str = "this endpoint") -> str | None:
+    """Why a signed-in ``user`` (staff or not) may not use a ``door`` that needs ``permission``; None when they may."""
+    if not (user and user.is_authenticated and user.is_active):
+        return f"Sign in to use {door}."
+    if not user.has_perm(permission):
+        return f"Your account lacks the '{permission}' permission {door} needs."
+    return None
+
+
 def staff_refusal(user, permission: str, *, door: str = "this endpoint") -> str | None:
     """Why ``user`` may not use a staff ``door`` that needs ``permission``; None when they may."""
     if not (user and user.is_authenticated and user.is_active and user.is_staff):

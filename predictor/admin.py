@@ -8,14 +8,25 @@ log and outcomes are records of what happened: they are read-only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet, Value
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import Http404, HttpRequest
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from predictor.access import MANAGE_MODELS
 from predictor.accounts import admin as accounts_admin  # noqa: F401  (registers the API tokens' admin)
 from predictor.predictions.models import ArrayItem, Outcome, PredictionLog
+from predictor.registry import selectors as registry_selectors
 from predictor.registry import services
 from predictor.registry.models import ModelVersion, PromotionEvent
 
@@ -64,18 +75,75 @@ class ModelVersionFilter(admin.SimpleListFilter):
         return queryset.filter(model_version_id=int(value))
 
 
+# The admin speaks for the product, not for Django.
+admin.site.site_header = "BMI progression administration"
+admin.site.site_title = "BMI progression admin"
+admin.site.index_title = "Registry, prediction log and accounts"
+
+
+def _rounded(value: float | None, digits: int) -> str:
+    """A figure rounded for a table: 0.4721647598540468 is 0.472, 27.40000000000001 is 27.4."""
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _rounded_column(field: str, digits: int, description: str):
+    """A list/detail column showing ``field`` rounded to ``digits`` decimals."""
+
+    @admin.display(description=description, ordering=field)
+    def column(self, obj) -> str:
+        return _rounded(getattr(obj, field), digits)
+
+    return column
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason (kept in the audit trail)",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        error_messages={"required": "Say why: the reason goes into the audit trail with your name."},
+    )
+
+
+@dataclass(frozen=True)
+class _Change:
+    """What a confirmation page asks about, and how to do it once confirmed."""
+
+    verb: str  # "promote", "roll back", "retire"
+    title: str
+    serving_before: ModelVersion | None
+    serving_after: ModelVersion | None
+    versions: list[ModelVersion]  # the versions whose status changes
+    perform: Callable[[str], list[ModelVersion]]  # reason -> the versions changed
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = ["version", "status", "r2_test", "mse_test", "n_train", "dataset_name", "created_at", "promoted_at"]
+    list_display = [
+        "version",
+        "status",
+        "held_out_r2",
+        "held_out_mse",
+        "held_out_mae",
+        "gate",
+        "n_train",
+        "dataset_name",
+        "created_at",
+        "promoted_at",
+    ]
     list_filter = ["status", "converged", "created_at", "dataset_name"]
     search_fields = ["version__exact", "dataset_name", "data_fingerprint", "code_version"]
     ordering = ["-version"]
     actions = ["promote_version", "retire_versions"]
+    change_form_template = "admin/predictor/modelversion/change_form.html"
     fieldsets = [
-        ("Registry", {"fields": ["version", "status", "created_at", "created_by", "promoted_at", "retired_at"]}),
-        ("Held-out metrics", {"fields": ["r2_test", "mse_test", "mae_test", "threshold", "n_test"]}),
-        ("Training", {"fields": ["r2_train", "mse_train", "n_train", "n_outcome_rows", "n_epochs", "converged"]}),
-        ("Model", {"fields": ["slope", "intercept", "hyperparameters", "random_state", "training_seconds"]}),
+        ("Registry", {"fields": ["version", "status", "created_at", "created_by_name", "promoted_at", "retired_at"]}),
+        ("Held-out metrics", {"fields": ["held_out_r2", "held_out_mse", "held_out_mae", "gate", "n_test"]}),
+        ("Training", {"fields": ["training_r2", "training_mse", "n_train", "n_outcome_rows", "n_epochs", "converged"]}),
+        (
+            "Model",
+            {"fields": ["slope_rounded", "intercept_rounded", "hyperparameters", "random_state", "training_seconds"]},
+        ),
         (
             "Prediction interval",
             {
@@ -99,6 +167,29 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
         return super().get_queryset(request).defer(*HEAVY_VERSION_FIELDS).select_related("created_by")
 
+    held_out_r2 = _rounded_column("r2_test", 3, "held-out R²")
+    held_out_mse = _rounded_column("mse_test", 1, "held-out MSE")
+    held_out_mae = _rounded_column("mae_test", 1, "held-out MAE")
+
+    @admin.display(description="gate (R² must exceed)", ordering="threshold")
+    def gate(self, obj: ModelVersion) -> str:
+        return f"{obj.threshold:g}"
+
+    training_r2 = _rounded_column("r2_train", 3, "training R²")
+    training_mse = _rounded_column("mse_train", 1, "training MSE")
+    slope_rounded = _rounded_column("slope", 4, "slope")
+    intercept_rounded = _rounded_column("intercept", 2, "intercept")
+
+    @admin.display(description="created by")
+    def created_by_name(self, obj: ModelVersion) -> str:
+        # A command trains without an account; the audit trail still names who ran it ("cli:root").
+        if obj.created_by is not None:
+            return obj.created_by.get_username()
+        event = PromotionEvent.objects.filter(to_version=obj).order_by("created_at").first()
+        if event is not None and event.created_at - obj.created_at < AUDIT_TRAINED_WITHIN:
+            return f"{event.actor_name} (from the audit trail)"
+        return "not recorded (trained without an account)"
+
     @admin.display(description="public page")
     def page(self, obj: ModelVersion):
         return format_html('<a href="{}">{}</a>', obj.get_absolute_url(), obj.get_absolute_url())
@@ -106,10 +197,43 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     # Actions need the change permission even though no field is editable: changing the status
     # is the change this model allows, and only through the services.
     def has_registry_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("predictor.change_modelversion")
+        return request.user.has_perm(MANAGE_MODELS)
 
-    @admin.action(description="Promote the selected version to active", permissions=["registry"])
-    def promote_version(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None):
+        # Say why instead of Django's "Your account does not have permission": nobody may.
+        self.message_user(
+            request,
+            "Model versions cannot be deleted: predictions and the audit trail refer to them. "
+            "Retire a candidate instead, so that it never serves again.",
+            level=messages.ERROR,
+        )
+        return redirect(reverse("admin:predictor_modelversion_change", args=[object_id]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The change page's buttons lead to the same confirmation pages as the list's actions.
+        if obj is not None and self.has_registry_permission(request):
+            context["registry_buttons"] = [
+                (label, reverse(f"admin:predictor_modelversion_{name}", args=args))
+                for label, name, args, shown in (
+                    ("Promote…", "promote", [obj.version], obj.status == ModelVersion.Status.CANDIDATE),
+                    ("Retire…", "retire", [obj.version], obj.status == ModelVersion.Status.CANDIDATE),
+                    ("Roll back…", "rollback", [], obj.status == ModelVersion.Status.ACTIVE),
+                )
+                if shown
+            ]
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:version>/promote/", view(self.promote_view), name="predictor_modelversion_promote"),
+            path("<int:version>/retire/", view(self.retire_view), name="predictor_modelversion_retire"),
+            path("rollback/", view(self.rollback_view), name="predictor_modelversion_rollback"),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Promote the selected version to active…", permissions=["registry"])
+    def promote_version(self, request: HttpRequest, queryset: QuerySet[ModelVersion]):
         versions = list(queryset.values_list("version", flat=True))
         if len(versions) != 1:
             self.message_user(
@@ -117,29 +241,99 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 f"Select exactly one version to promote ({len(versions)} selected).",
                 level=messages.ERROR,
             )
-            return
-        try:
-            version = services.model_version_promote(
-                version=versions[0], user=request.user, reason="promoted in the admin"
-            )
-        except services.RegistryError as exc:
-            self.message_user(request, f"Not promoted: {exc}", level=messages.ERROR)
-            return
-        self.message_user(request, f"Version {version.version} is now active.", level=messages.SUCCESS)
+            return None
+        # An intermediate page, as the admin's own delete action: nothing changes until confirmed.
+        return redirect(reverse("admin:predictor_modelversion_promote", args=versions))
 
-    @admin.action(description="Retire the selected versions", permissions=["registry"])
-    def retire_versions(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        retired = []
-        for version in queryset.order_by("version").values_list("version", flat=True):
+    @admin.action(description="Retire the selected versions…", permissions=["registry"])
+    def retire_versions(self, request: HttpRequest, queryset: QuerySet[ModelVersion]):
+        versions = sorted(queryset.values_list("version", flat=True))
+        url = reverse("admin:predictor_modelversion_retire", args=[versions[0]])
+        return redirect(f"{url}?{urlencode({'also': ','.join(map(str, versions[1:]))})}" if versions[1:] else url)
+
+    def promote_view(self, request: HttpRequest, version: int):
+        target = self._version_or_404(version)
+        current = registry_selectors.active_version()
+
+        def perform(reason: str) -> list[ModelVersion]:
+            return [services.model_version_promote(version=version, user=request.user, reason=reason)]
+
+        title = f"Promote version {version} to active?"
+        return self._confirm(request, _Change("promote", title, current, target, [target], perform))
+
+    def rollback_view(self, request: HttpRequest):
+        current = registry_selectors.active_version()
+        target = registry_selectors.rollback_target(current) if current is not None else None
+
+        def perform(reason: str) -> list[ModelVersion]:
+            return [services.model_version_rollback(user=request.user, reason=reason)]
+
+        title = "Roll back to the previously active version?"
+        return self._confirm(request, _Change("roll back", title, current, target, [v for v in [target] if v], perform))
+
+    def retire_view(self, request: HttpRequest, version: int):
+        also = [int(part) for part in request.GET.get("also", "").split(",") if part.isdigit()]
+        targets = [self._version_or_404(v) for v in [version, *also]]
+        current = registry_selectors.active_version()
+
+        def perform(reason: str) -> list[ModelVersion]:
+            retired = []
+            for target in targets:
+                try:
+                    retired.append(
+                        services.model_version_retire(version=target.version, user=request.user, reason=reason)
+                    )
+                except services.RegistryError as exc:
+                    # Each refusal is reported; the others still go through (each is its own transaction).
+                    self.message_user(request, f"Not retired: {exc}", level=messages.ERROR)
+            return retired
+
+        names = ", ".join(f"v{t.version}" for t in targets)
+        return self._confirm(request, _Change("retire", f"Retire {names}?", current, current, targets, perform))
+
+    def _version_or_404(self, version: int) -> ModelVersion:
+        found = registry_selectors.version_get(version=version)
+        if found is None:
+            raise Http404(f"Model version {version} does not exist.")
+        return found
+
+    def _confirm(self, request: HttpRequest, change: _Change):
+        """The confirmation page of ``change``: what will change, and the reason; on POST, do it."""
+        if not self.has_registry_permission(request):
+            raise PermissionDenied
+        form = ReasonForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
             try:
-                services.model_version_retire(version=version, user=request.user, reason="retired in the admin")
+                changed = change.perform(form.cleaned_data["reason"])
             except services.RegistryError as exc:
-                # Each refusal is reported; the others still go through (each is its own transaction).
-                self.message_user(request, f"Not retired: {exc}", level=messages.ERROR)
-            else:
-                retired.append(f"v{version}")
-        if retired:
-            self.message_user(request, f"Retired {', '.join(retired)}.", level=messages.SUCCESS)
+                self.message_user(request, f"Not {PAST[change.verb]}: {exc}", level=messages.ERROR)
+                return redirect(reverse("admin:predictor_modelversion_changelist"))
+            for version in changed:
+                # "Recent actions" and each version's history page list it, beside the audit trail.
+                self.log_change(request, version, f"{change.verb.capitalize()}: {form.cleaned_data['reason']}")
+            if changed:
+                self.message_user(request, _done_message(change.verb, changed), level=messages.SUCCESS)
+            return redirect(reverse("admin:predictor_modelversion_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": change.title,
+            "opts": self.model._meta,
+            "change": change,
+            "form": form,
+            "serving_changes": change.serving_before != change.serving_after,
+        }
+        return TemplateResponse(request, "admin/predictor/modelversion/confirm.html", context)
+
+
+# A training run's own promotion event is written in the same transaction, a moment after the row.
+AUDIT_TRAINED_WITHIN = timedelta(minutes=1)
+PAST = {"promote": "promoted", "roll back": "rolled back", "retire": "retired"}
+
+
+def _done_message(verb: str, changed: list[ModelVersion]) -> str:
+    if verb == "retire":
+        return f"Retired {', '.join(f'v{v.version}' for v in changed)}."
+    return f"Version {changed[0].version} is now active."
 
 
 @admin.register(PromotionEvent)
@@ -253,7 +447,7 @@ class OutcomeAdmin(ReadOnlyAdmin):
     list_display = [
         "prediction_link",
         "position",
-        "observed",
+        "observed_value",
         "predicted",
         "version_link",
         "source",
@@ -299,6 +493,10 @@ class OutcomeAdmin(ReadOnlyAdmin):
     @admin.display(description="BMI (kg/m²)")
     def bmi(self, obj: Outcome) -> str:
         return f"{obj.bmi_value:g}"
+
+    @admin.display(description="observed", ordering="observed")
+    def observed_value(self, obj: Outcome) -> str:
+        return f"{obj.observed:.1f}"
 
     @admin.display(description="predicted")
     def predicted(self, obj: Outcome) -> str:

@@ -15,7 +15,9 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import Error as DBError
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -134,11 +136,36 @@ def bad_request(request, exception=None):
     return defaults.bad_request(request, exception)
 
 
+def _api_not_found(request) -> JsonResponse:
+    message = "No API endpoint at this path."
+    # The API's paths end without a slash (the schema's with one): name the one that exists.
+    path = request.path_info
+    other = path[:-1] if path.endswith("/") else f"{path}/"
+    try:
+        exists = resolve(other).url_name != "not-found"
+    except Resolver404:
+        exists = False
+    if exists:
+        message += f" Did you mean {other}?"
+    return JsonResponse(error_body(404, "not_found", message), status=404)
+
+
 def not_found(request, exception=None):
     """handler404: the JSON error body under /api/, Django's page (404.html) elsewhere."""
     if _is_api(request):
-        return JsonResponse(error_body(404, "not_found", "No API endpoint at this path."), status=404)
+        return _api_not_found(request)
     return defaults.page_not_found(request, exception)
+
+
+@csrf_exempt  # it changes nothing; without this, a POST from a session got the CSRF page, not the 404
+def api_path_not_found(request, rest: str = ""):
+    """The last pattern under /api/: any other path is a JSON 404 in every mode.
+
+    handler404 is not used with DEBUG on (Django shows its HTML debug page instead), so a route
+    answers them; and it answers a trailing slash the same way, naming the path without it, rather
+    than redirecting (a redirected POST loses its body).
+    """
+    return _api_not_found(request)
 
 
 def server_error(request):

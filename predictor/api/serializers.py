@@ -674,8 +674,13 @@ class MonitoringOutputSerializer(serializers.Serializer):
         help_text="Share of outcomes inside the prediction interval their answer carried; null without outcomes.",
     )
     interval_level = serializers.FloatField(help_text="The interval's nominal coverage, to compare live_coverage with.")
-    drift_psi = serializers.FloatField(allow_null=True, help_text="PSI of served vs training BMI.")
-    drift_reading = serializers.CharField(help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data.")
+    drift_psi = serializers.FloatField(
+        allow_null=True,
+        help_text="PSI of served vs training BMI; null below PREDICTOR_MONITOR_MIN_PREDICTIONS predictions.",
+    )
+    drift_reading = serializers.CharField(
+        help_text="stable (< 0.1), watch (0.1-0.25), drift (> 0.25), no data, not enough data."
+    )
     bmi_histogram = HistogramSerializer()
     daily = DaySerializer(
         many=True, help_text="Every day the version served, oldest first, by the day of the prediction (UTC)."

@@ -1,7 +1,8 @@
-from django.urls import path
+from django.urls import path, re_path
 from django.views.generic import RedirectView
 
 from predictor.api import views
+from predictor.api.exceptions import api_path_not_found
 
 app_name = "api"
 
@@ -22,4 +23,6 @@ urlpatterns = [
     path("docs", views.SwaggerView.as_view(url_name="api:schema"), name="docs"),
     # The pages' URLs end in a slash, so people type this one with one too.
     path("docs/", RedirectView.as_view(pattern_name="api:docs"), name="docs-slash"),
+    # Last: any other /api/ path is the API's JSON 404, with DEBUG on too (see api_path_not_found).
+    re_path(r"^api/", api_path_not_found, name="not-found"),
 ]

@@ -33,7 +33,10 @@ from predictor.registry import selectors as registry
 from predictor.registry import services
 
 # Open endpoints: a token or session is optional (unless PREDICTOR_PREDICTIONS_REQUIRE_AUTH is set).
-OPTIONAL_AUTH = [{"tokenAuth": []}, {"cookieAuth": []}, {}]
+# No security requirement at all, rather than OpenAPI's "optional" [{token}, {}]: Swagger UI draws
+# a lock on any operation with one, which told readers the public endpoints need an account.
+# The API's description says how to send a token where a deployment requires one.
+OPTIONAL_AUTH: list = []
 
 # --- Predictions ---------------------------------------------------------------------------------
 
@@ -340,6 +343,9 @@ class ModelMonitoringView(APIView):
         quality, days = stats.version_report(model_version)
         body = {
             **quality.as_dict(),
+            # Below the minimum count a PSI is noise: the same rule as the page and check_model.
+            "drift_psi": stats.judged_psi(quality),
+            "drift_reading": stats.drift_reading(quality),
             "status": model_version.status,
             "held_out_r2": model_version.r2_test,
             "threshold": model_version.threshold,
@@ -486,3 +492,5 @@ class SwaggerView(SpectacularSwaggerSplitView):
     content_negotiation_class = DefaultContentNegotiation
     permission_classes = [AllowAny]
     throttle_classes = []
+    # Adds a link back to the site and a <noscript> pointing at the schema (the UI is all script).
+    template_name = "predictor/swagger_ui.html"

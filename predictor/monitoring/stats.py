@@ -315,6 +315,31 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+NOT_ENOUGH_DATA = "not enough data"
+
+
+def drift_judged(quality: VersionQuality, *, min_predictions: int | None = None) -> bool:
+    """Whether ``quality`` has served enough predictions to read drift from (``PREDICTOR_MONITOR_MIN_PREDICTIONS``).
+
+    The one rule for the API, the monitoring page and ``check_model``: a PSI of a handful of BMIs
+    (one prediction gives PSI 8 or so) is noise, not drift.
+    """
+    min_predictions = settings.PREDICTOR_MONITOR_MIN_PREDICTIONS if min_predictions is None else min_predictions
+    return quality.psi is not None and quality.n_predictions >= min_predictions
+
+
+def judged_psi(quality: VersionQuality) -> float | None:
+    """The drift PSI to show, or None below the minimum count (:func:`drift_judged`)."""
+    return quality.psi if drift_judged(quality) else None
+
+
+def drift_reading(quality: VersionQuality) -> str:
+    """stable / watch / drift, "no data" without predictions, "not enough data" below the minimum."""
+    if quality.psi is not None and not drift_judged(quality):
+        return NOT_ENOUGH_DATA
+    return quality.psi_reading
+
+
 def version_health(
     version: ModelVersion,
     *,
@@ -350,7 +375,7 @@ def version_health(
     calibration = coverage_verdict(quality, min_outcomes=min_outcomes, alpha=coverage_alpha)
     problems += [calibration.problem] if calibration.problem else []
     not_judged += [calibration.not_judged] if calibration.not_judged else []
-    if quality.n_predictions < min_predictions:
+    if not drift_judged(quality, min_predictions=min_predictions):
         not_judged.append(f"Drift not judged: {quality.n_predictions} predictions, at least {min_predictions} needed.")
     elif quality.psi is not None and quality.psi > max_psi:
         problems.append(f"BMI drift PSI {quality.psi:.4f} exceeds {max_psi:g}")

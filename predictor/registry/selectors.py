@@ -26,3 +26,19 @@ def version_get(*, version: int) -> ModelVersion | None:
 def version_history(*, version: int) -> QuerySet[PromotionEvent]:
     """Every audit event that involves ``version``, newest first."""
     return PromotionEvent.objects.filter(Q(from_version=version) | Q(to_version=version)).select_related("actor")
+
+
+def rollback_target(current: ModelVersion) -> ModelVersion | None:
+    """The version a rollback from ``current`` would serve: the one active before it, skipping
+    retired and rejected ones (rollbacks stack); None when there is none.
+
+    The admin's confirmation page shows it before ``model_version_rollback`` acts on it.
+    """
+    target = current.previous_active
+    seen = {current.version}
+    while target is not None and (
+        target.status in (ModelVersion.Status.RETIRED, ModelVersion.Status.REJECTED) or target.version in seen
+    ):
+        seen.add(target.version)
+        target = target.previous_active
+    return target

@@ -251,13 +251,7 @@ def model_version_rollback(*, user=None, actor_name: str | None = None, reason: 
         current = selectors.active_version()
         if current is None:
             raise PromotionRefused("There is no active version to roll back from.")
-        target = current.previous_active
-        seen = {current.version}
-        while target is not None and (
-            target.status in (ModelVersion.Status.RETIRED, ModelVersion.Status.REJECTED) or target.version in seen
-        ):
-            seen.add(target.version)
-            target = target.previous_active
+        target = selectors.rollback_target(current)
         if target is None:
             raise PromotionRefused(f"Version {current.version} has no earlier active version to roll back to.")
         # The gate holds for rollbacks too: a version may serve only while it passes the gate in

@@ -1,5 +1,10 @@
 """Server-side SVG charts for the HTML pages: pure functions from numbers to markup.
 
+One kit for every chart (the model pages' fit and loss charts, the monitoring page's traffic,
+live-R² and BMI-histogram charts): one drawing width, one set of margins, the same axes with
+titles and round ticks, and text sized by CSS classes (``.chart .tick`` and friends), so one
+media query keeps every chart's text readable on a phone.
+
 No JavaScript and no plotting library: the pages must work with scripts disabled and under a
 strict Content-Security-Policy, so charts are plain SVG drawn here. Colours and fonts come from
 CSS classes in ``predictor/static/predictor/site.css`` rather than inline ``style`` attributes.
@@ -19,18 +24,33 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-__all__ = ["PRIVATE_DATA_NOTE", "LinearScale", "Plot", "fit_chart", "loss_chart", "nice_ticks"]
+__all__ = [
+    "PRIVATE_DATA_NOTE",
+    "LinearScale",
+    "Plot",
+    "bmi_histogram",
+    "daily_bars",
+    "fit_chart",
+    "loss_chart",
+    "nice_ticks",
+    "r2_lines",
+]
 
 PRIVATE_DATA_NOTE = "Training points are not shown for private data."
 
-# The drawing is scaled to the container's width; these are viewBox units, not pixels. A modest
-# width keeps the 13-unit labels legible when a phone shrinks the chart to ~340 px.
+# The drawing is scaled to the container's width; these are viewBox units, not pixels. Every chart
+# has the same width, so a phone shrinks all of them by the same factor (~0.62 at 390 px) and the
+# stylesheet's one phone rule scales their text back up. A modest width keeps that factor small.
 WIDTH = 520
 HEIGHT = 340
+# The monitoring page shows three charts per version: lower, same width.
+SMALL_HEIGHT = 260
 MARGIN_LEFT = 76
 MARGIN_RIGHT = 16
-MARGIN_TOP = 16
-MARGIN_BOTTOM = 52
+# Room above the plot for the y axis title, which sits there level rather than rotated beside the
+# tick labels, so that no label, however wide, can run into it.
+MARGIN_TOP = 40
+MARGIN_BOTTOM = 56
 
 
 @dataclass(frozen=True)
@@ -61,18 +81,41 @@ class Plot:
     top: float = MARGIN_TOP
     bottom: float = HEIGHT - MARGIN_BOTTOM
 
+    height: float = HEIGHT
+
     @classmethod
-    def for_ticks(cls, x_ticks: Sequence[float], y_ticks: Sequence[float]) -> Plot:
-        """A plot whose axes run from the first to the last tick."""
+    def for_ticks(
+        cls,
+        x_ticks: Sequence[float],
+        y_ticks: Sequence[float],
+        *,
+        x_domain: tuple[float, float] | None = None,
+        height: float = HEIGHT,
+    ) -> Plot:
+        """A plot whose axes run from the first to the last tick (x: or over ``x_domain``)."""
         left, right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
-        top, bottom = MARGIN_TOP, HEIGHT - MARGIN_BOTTOM
+        top, bottom = MARGIN_TOP, height - MARGIN_BOTTOM
         # SVG's y axis points down, so larger values map to smaller y.
         return cls(
-            x=LinearScale((x_ticks[0], x_ticks[-1]), (left, right)),
+            x=LinearScale(x_domain or (x_ticks[0], x_ticks[-1]), (left, right)),
             y=LinearScale((y_ticks[0], y_ticks[-1]), (bottom, top)),
             x_ticks=tuple(x_ticks),
             y_ticks=tuple(y_ticks),
+            left=left,
+            right=right,
+            top=top,
+            bottom=bottom,
+            height=height,
         )
+
+    @classmethod
+    def for_bands(cls, n: int, y_ticks: Sequence[float], *, x_ticks: Sequence[float], height: float) -> Plot:
+        """A plot of ``n`` equal bands (days, bins): band ``i`` is centred on x = ``i``."""
+        return cls.for_ticks(x_ticks, y_ticks, x_domain=(-0.5, max(n, 1) - 0.5), height=height)
+
+    def band_width(self) -> float:
+        """The width of one band in drawing units (see :meth:`for_bands`)."""
+        return abs(self.x(1.0) - self.x(0.0))
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -109,32 +152,56 @@ def _num(value: float) -> str:
 
 
 def _label(value: float) -> str:
-    """A tick label: no trailing '.0'; 10,000 and above in thousands ("25k") to fit the margin."""
-    if abs(value) >= 10_000 and value % 1000 == 0:
+    """A tick label: no trailing '.0'; round thousands as "2.5k", so that no label outgrows the margin."""
+    if abs(value) >= 1000 and value % 100 == 0:
         return f"{value / 1000:g}k"
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.6g}"
 
 
-def _svg_open(chart_id: str, title: str, desc: str, extra_class: str) -> list[str]:
+def _svg_open(chart_id: str, title: str, desc: str, extra_class: str, *, height: float = HEIGHT) -> list[str]:
+    """The ``<svg role="img">`` element, labelled by its title and a description of what it shows."""
     chart_id = escape(chart_id)
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {escape(extra_class)}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-labelledby="{chart_id}-title {chart_id}-desc" id="{chart_id}">',
+        f'<svg id="{chart_id}" xmlns="http://www.w3.org/2000/svg" class="chart {escape(extra_class)}" '
+        f'viewBox="0 0 {WIDTH} {_num(height)}" role="img" '
+        f'aria-labelledby="{chart_id}-title {chart_id}-desc">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<desc id="{chart_id}-desc">{escape(desc)}</desc>',
     ]
 
 
-def _axes(plot: Plot, x_title: str, y_title: str) -> list[str]:
+def _svg_close(parts: list[str]) -> SafeString:
+    return mark_safe("".join([*parts, "</svg>"]))  # noqa: S308 - every interpolated text is escaped
+
+
+def _empty(chart_id: str, title: str, message: str, extra_class: str) -> SafeString:
+    """A chart with nothing to draw: the same box, saying why in words (and to a screen reader)."""
+    parts = _svg_open(chart_id, title, message, f"{extra_class} chart-no-data", height=SMALL_HEIGHT)
+    parts.append(
+        f'<text class="chart-empty" x="{WIDTH / 2:g}" y="{SMALL_HEIGHT / 2:g}" text-anchor="middle" '
+        f'aria-hidden="true">{escape(message)}</text>'
+    )
+    return _svg_close(parts)
+
+
+def _axes(
+    plot: Plot,
+    x_title: str,
+    y_title: str,
+    *,
+    x_format: Callable[[float], str] = _label,
+    y_format: Callable[[float], str] = _label,
+    x_grid: bool = True,
+) -> list[str]:
+    """Grid, axis lines, tick labels and the two axis titles of ``plot``."""
     x_ticks, y_ticks = plot.x_ticks, plot.y_ticks
     parts = ['<g class="grid" aria-hidden="true">']
     for tick in y_ticks:
         y = _num(plot.y(tick))
         parts.append(f'<line x1="{_num(plot.left)}" y1="{y}" x2="{_num(plot.right)}" y2="{y}"/>')
-    for tick in x_ticks:
+    for tick in x_ticks if x_grid else ():
         x = _num(plot.x(tick))
         parts.append(f'<line x1="{x}" y1="{_num(plot.top)}" x2="{x}" y2="{_num(plot.bottom)}"/>')
     parts.append("</g>")
@@ -147,24 +214,21 @@ def _axes(plot: Plot, x_title: str, y_title: str) -> list[str]:
     )
     for tick in x_ticks:
         parts.append(
-            f'<text class="tick tick-x" x="{_num(plot.x(tick))}" y="{_num(plot.bottom + 18)}" '
-            f'text-anchor="middle">{escape(_label(tick))}</text>'
+            # Low enough that the first label clears the y axis's lowest one at the origin.
+            f'<text class="tick tick-x" x="{_num(plot.x(tick))}" y="{_num(plot.bottom + 26)}" '
+            f'text-anchor="middle">{escape(x_format(tick))}</text>'
         )
     for tick in y_ticks:
         parts.append(
-            f'<text class="tick tick-y" x="{_num(plot.left - 8)}" y="{_num(plot.y(tick) + 4)}" '
-            f'text-anchor="end">{escape(_label(tick))}</text>'
+            f'<text class="tick tick-y" x="{_num(plot.left - 12)}" y="{_num(plot.y(tick) + 4)}" '
+            f'text-anchor="end">{escape(y_format(tick))}</text>'
         )
     centre_x = (plot.left + plot.right) / 2
-    centre_y = (plot.top + plot.bottom) / 2
     parts.append(
-        f'<text class="axis-title" x="{_num(centre_x)}" y="{_num(HEIGHT - 10)}" '
+        f'<text class="axis-title" x="{_num(centre_x)}" y="{_num(plot.height - 8)}" '
         f'text-anchor="middle">{escape(x_title)}</text>'
     )
-    parts.append(
-        f'<text class="axis-title" x="16" y="{_num(centre_y)}" text-anchor="middle" '
-        f'transform="rotate(-90 16 {_num(centre_y)})">{escape(y_title)}</text>'
-    )
+    parts.append(f'<text class="axis-title" x="4" y="20" text-anchor="start">{escape(y_title)}</text>')
     parts.append("</g>")
     return parts
 
@@ -192,6 +256,22 @@ def fit_plot(
     if patient:
         ys.append(patient[1])
     return Plot.for_ticks(x_ticks, nice_ticks(min(ys), max(ys)))
+
+
+# Room a patient label needs beside its point (drawing units; "350.0" in the phone's large text).
+LABEL_ROOM = 72
+
+
+def _patient_label_place(plot: Plot, px: float, *, rising: bool) -> tuple[str, float, float]:
+    """Where the patient's value label goes: (text-anchor, dx, dy) from the point.
+
+    Above the point on the side the fitted line falls away from (upper left of a rising line),
+    so the line never crosses it; below on the other side when that would leave the plot.
+    The guides run left and down from the point, so neither crosses the label either.
+    """
+    if rising:
+        return ("end", -12, -12) if px - plot.left > LABEL_ROOM else ("start", 12, 26)
+    return ("start", 12, -12) if plot.right - px > LABEL_ROOM else ("end", -12, 26)
 
 
 def fit_chart(
@@ -257,15 +337,13 @@ def fit_chart(
         parts.append(f'<line class="guide" x1="{_num(px)}" y1="{_num(py)}" x2="{_num(px)}" y2="{_num(plot.bottom)}"/>')
         parts.append(f'<line class="guide" x1="{_num(plot.left)}" y1="{_num(py)}" x2="{_num(px)}" y2="{_num(py)}"/>')
         parts.append(f'<circle class="patient-point" cx="{_num(px)}" cy="{_num(py)}" r="7"/>')
-        # Label to the left of the point when it sits in the right third, so it stays inside.
-        anchor, dx = ("end", -12) if px > plot.left + (plot.right - plot.left) * 2 / 3 else ("start", 12)
+        anchor, dx, dy = _patient_label_place(plot, px, rising=slope > 0)
         parts.append(
-            f'<text class="patient-label" x="{_num(px + dx)}" y="{_num(py - 10)}" text-anchor="{anchor}">'
+            f'<text class="patient-label" x="{_num(px + dx)}" y="{_num(py + dy)}" text-anchor="{anchor}">'
             f"{escape(f'{patient[1]:.1f}')}</text>"
         )
         parts.append("</g>")
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above
+    return _svg_close(parts)
 
 
 def _band(plot: Plot, slope: float, intercept: float, half_width: Callable[[float], float], clip: str) -> str:
@@ -318,5 +396,146 @@ def loss_chart(
         if len(values) == 1:  # a polyline of one point draws nothing
             x, y = _num(plot.x(epochs[0])), _num(plot.y(values[0]))
             parts.append(f'<circle class="loss-point" cx="{x}" cy="{y}" r="4"/>')
-    parts.append("</svg>")
-    return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above
+    return _svg_close(parts)
+
+
+def _day(day, *, year: bool = False) -> str:
+    """A day for a tick label: "1 Dec" (with the year when it is the only label)."""
+    return f"{day.day} {day:%b %Y}" if year else f"{day.day} {day:%b}"
+
+
+def _band_ticks(n: int, most: int = 4) -> list[float]:
+    """At most ``most`` evenly spread band indices, first and last included, for the labels."""
+    if n <= most:
+        return [float(i) for i in range(n)]
+    return sorted({float(round(i * (n - 1) / (most - 1))) for i in range(most)})
+
+
+def _count_ticks(top: int) -> list[float]:
+    """Ticks for a count: whole numbers only (a day has no half prediction)."""
+    if top <= 5:
+        return [float(i) for i in range(max(top, 1) + 1)]
+    return nice_ticks(0, top)
+
+
+def _bar(plot: Plot, centre: float, value: float, width: float, css_class: str, tooltip: str = "") -> str:
+    x = plot.x(centre) - width / 2
+    y = plot.y(value)
+    tip = f"<title>{escape(tooltip)}</title>" if tooltip else ""
+    return (
+        f'<rect class="{css_class}" x="{_num(x)}" y="{_num(y)}" width="{_num(width)}" '
+        f'height="{_num(max(plot.bottom - y, 0))}">{tip}</rect>'
+    )
+
+
+# A bar never grows wider than this (drawing units): one day alone is a bar, not a wall.
+MAX_BAR_WIDTH = 48
+
+
+def daily_bars(days, *, chart_id: str = "traffic") -> SafeString:
+    """Predictions per day, one bar a day (``days``: :class:`predictor.monitoring.stats.DayPoint`)."""
+    title = "Predictions per day"
+    if not days:
+        return _empty(chart_id, title, "No predictions yet", "chart-traffic")
+    top = max(point.predictions for point in days)
+    plot = Plot.for_bands(len(days), _count_ticks(top), x_ticks=_band_ticks(len(days)), height=SMALL_HEIGHT)
+    busiest = max(days, key=lambda point: point.predictions)
+    first, last = days[0].day.isoformat(), days[-1].day.isoformat()
+    span = f"on {first}" if len(days) == 1 else f"from {first} to {last}"
+    desc = (
+        f"Bar chart of predictions per day {span}: {sum(point.predictions for point in days):,} in all, "
+        f"at most {busiest.predictions:,} on {busiest.day.isoformat()}."
+    )
+    parts = _svg_open(chart_id, title, desc, "chart-traffic", height=SMALL_HEIGHT)
+    only = len(days) == 1
+    parts += _axes(plot, "Day (UTC)", "Predictions", x_format=lambda i: _day(days[int(i)].day, year=only), x_grid=False)
+    width = min(plot.band_width() * 0.8, MAX_BAR_WIDTH)
+    parts.append('<g class="bars">')
+    parts.extend(
+        _bar(plot, i, p.predictions, width, "bar", f"{p.day.isoformat()}: {p.predictions:,} predictions")
+        for i, p in enumerate(days)
+    )
+    parts.append("</g>")
+    return _svg_close(parts)
+
+
+def r2_lines(days, *, threshold: float, chart_id: str = "r2") -> SafeString:
+    """Cumulative live R² per day, with the promotion threshold as a dashed line."""
+    title = "Live R² (cumulative, by prediction day)"
+    points = [(i, p.r2_cumulative) for i, p in enumerate(days) if p.r2_cumulative is not None]
+    if not points:
+        return _empty(chart_id, title, "Not enough observed outcomes yet", "chart-r2")
+    values = [v for _, v in points] + [threshold]
+    y_ticks = nice_ticks(min(min(values), 0.0), max(max(values), 1.0))
+    plot = Plot.for_bands(len(days), y_ticks, x_ticks=_band_ticks(len(days)), height=SMALL_HEIGHT)
+    (first_i, first), (last_i, last) = points[0], points[-1]
+    desc = (
+        f"Line chart of the cumulative live R²: {first:.3f} on {days[first_i].day.isoformat()}, "
+        f"{last:.3f} on {days[last_i].day.isoformat()}, against the promotion threshold {threshold:g} "
+        f"({'above' if last > threshold else 'not above'} it at the end)."
+    )
+    parts = _svg_open(chart_id, title, desc, "chart-r2", height=SMALL_HEIGHT)
+    only = len(days) == 1
+    parts += _axes(
+        plot,
+        "Prediction day (UTC)",
+        "Live R²",
+        x_format=lambda i: _day(days[int(i)].day, year=only),
+    )
+    y_threshold = _num(plot.y(threshold))
+    parts.append(
+        f'<line class="threshold-line" x1="{_num(plot.left)}" y1="{y_threshold}" x2="{_num(plot.right)}" '
+        f'y2="{y_threshold}"><title>Promotion threshold {threshold:g}</title></line>'
+    )
+    coordinates = " ".join(f"{_num(plot.x(i))},{_num(plot.y(v))}" for i, v in points)
+    parts.append(f'<polyline class="r2-line" points="{coordinates}"/>')
+    parts.extend(
+        f'<circle class="r2-point" cx="{_num(plot.x(i))}" cy="{_num(plot.y(v))}" r="4">'
+        f"<title>{days[i].day.isoformat()}: R² {v:.3f}</title></circle>"
+        for i, v in points
+    )
+    return _svg_close(parts)
+
+
+def bmi_histogram(quality, *, psi: float | None = None, chart_id: str = "bmi") -> SafeString:
+    """Share of served BMIs per training decile bin (bars) over the training shares (outlines).
+
+    ``quality`` is a :class:`predictor.monitoring.stats.VersionQuality`; ``psi`` the drift figure to
+    name, when there are enough predictions to judge it (``stats.judged_psi``).
+    """
+    title = "Served BMI over training BMI, per training decile bin"
+    if not quality.training_fractions:
+        return _empty(chart_id, title, "This version has no training histogram", "chart-bmi")
+    served = quality.served_fractions
+    training = quality.training_fractions
+    edges = quality.edges
+    n = len(training)
+    top = max([*served, *training, 0.01])
+    # Ticks at a few inner bin boundaries (x = i - 0.5 is the boundary below bin i).
+    boundaries = [i - 0.5 for i in (1, n // 2, n - 1)] if n > 2 else []
+    plot = Plot.for_bands(n, nice_ticks(0, top), x_ticks=boundaries, height=SMALL_HEIGHT)
+    widest = max(range(n), key=lambda i: abs(served[i] - training[i]))
+    desc = (
+        f"Bar chart of the share of served BMIs in each of {n} training decile bins, over "
+        f"outlines of the training shares; the largest gap is in bin {widest + 1} "
+        f"(served {served[widest]:.1%}, training {training[widest]:.1%})"
+        + (f"; PSI {psi:.3f}." if psi is not None else ".")
+    )
+    parts = _svg_open(chart_id, title, desc, "chart-bmi", height=SMALL_HEIGHT)
+    parts += _axes(
+        plot,
+        "BMI (kg/m²), training decile bins",
+        "Share",
+        x_format=lambda b: f"{edges[int(b + 0.5)]:.1f}",
+        y_format=lambda v: f"{v:.0%}",
+        x_grid=False,
+    )
+    band = plot.band_width()
+    parts.append('<g class="bars">')
+    for i, (s, t) in enumerate(zip(served, training, strict=True)):
+        low = "−∞" if i == 0 else f"{edges[i]:.1f}"
+        high = "∞" if i == n - 1 else f"{edges[i + 1]:.1f}"
+        parts.append(_bar(plot, i, s, band * 0.7, "bar", f"BMI {low} to {high}: served {s:.1%}, training {t:.1%}"))
+        parts.append(_bar(plot, i, t, band * 0.9, "bar-reference"))
+    parts.append("</g>")
+    return _svg_close(parts)

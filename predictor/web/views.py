@@ -8,28 +8,30 @@ from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
-from django.contrib.auth.views import redirect_to_login
+from django.contrib.auth.views import LogoutView, redirect_to_login
 from django.core.paginator import Paginator
 from django.db import Error as DBError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanentRedirect, HttpResponseRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from predictor.access import READ_PREDICTION_LOG, predictions_open_to, staff_refusal
+from predictor.access import READ_PREDICTION_LOG, RECORD_OUTCOMES, account_refusal, predictions_open_to, staff_refusal
 from predictor.accounts.middleware import mark_personal
 from predictor.api.throttling import throttle_wait
 from predictor.ml.data import DIABETES_PATIENTS, DIABETES_SCALE, DIABETES_SOURCE
+from predictor.ml.sgd import r2_standard_error
 from predictor.monitoring import stats
 from predictor.predictions import selectors as predictions
+from predictor.predictions import services as outcome_services
 from predictor.predictions import serving
 from predictor.predictions.models import PredictionLog
 from predictor.registry import selectors as registry
 from predictor.registry.models import ModelVersion
-from predictor.web import charts, monitoring_charts
-from predictor.web.forms import PredictForm
+from predictor.web import charts
+from predictor.web.forms import OutcomeForm, PredictForm, ReferenceForm, shown
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,28 @@ def prediction_access(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def signed_in_page(refusal):
+    """A page for signed-in accounts that ``refusal(user)`` (a reason, or None) lets in.
+
+    One behaviour for every such page: anonymous visitors go to the site's sign-in page and come
+    back (``?next=``); a signed-in account that may not use it gets the site's 403 page saying why.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path(), reverse("predictor:login"))
+            reason = refusal(request.user)
+            if reason is not None:
+                return render(request, "403.html", {"message": reason}, status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 def _unavailable(
@@ -162,8 +186,7 @@ def predict(request: HttpRequest) -> HttpResponse:
         return _database_down(request, exc)
     # 303: the browser follows with a GET. The fragment brings a phone, where the result sits
     # below the form, straight to it.
-    response = HttpResponseRedirect(f"{reverse('predictor:predict')}?result={result.log_id}#result")
-    response.status_code = 303
+    response = _see_other(f"{reverse('predictor:predict')}?result={result.log_id}#result")
     kept = [*_own_results(request), result.log_id][-_RESULTS_KEPT:]
     response.set_signed_cookie(
         _RESULTS_COOKIE,
@@ -221,7 +244,7 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
         band=version.interval.half_width,
         band_level=version.interval_level,
     )
-    context = _predict_context(PredictForm(initial={"bmi": result.bmi}), model_version=version.version)
+    context = _predict_context(PredictForm(initial={"bmi": shown(result.bmi)}), model_version=version.version)
     context.update(
         {
             "result": result,
@@ -270,7 +293,10 @@ def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
 def model_list(request: HttpRequest) -> HttpResponse:
     """``/models/``: every version with its held-out metrics, status and dates."""
     page = Paginator(registry.version_list(), VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "predictor/model_list.html", {"page": page, "versions": page.object_list, "nav": "models"})
+    # Each R² with its standard error: on a few held-out rows the third decimal is noise.
+    rows = [(v, r2_standard_error(v.r2_test, v.n_test)) for v in page.object_list]
+    context = {"page": page, "versions": page.object_list, "rows": rows, "nav": "models"}
+    return render(request, "predictor/model_list.html", context)
 
 
 @require_GET
@@ -299,6 +325,7 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
         "version": model_version,
         "history": registry.version_history(version=model_version.version),
         "hyperparameters": sorted(model_version.hyperparameters.items()),
+        "r2_se": r2_standard_error(model_version.r2_test, model_version.n_test),
         "fit_chart": fit,
         "loss_chart": loss,
         "private_data_note": charts.PRIVATE_DATA_NOTE,
@@ -310,15 +337,10 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
     return render(request, "predictor/model_detail.html", context)
 
 
-@staff_member_required
 @require_GET
+@signed_in_page(lambda user: staff_refusal(user, READ_PREDICTION_LOG, door="the monitoring page"))
 def monitoring(request: HttpRequest) -> HttpResponse:
     """``/monitoring/``: live quality, drift and traffic of the active version and every one that served, paginated."""
-    refusal = staff_refusal(request.user, READ_PREDICTION_LOG, door="the monitoring page")
-    if refusal is not None:
-        # Staff, so no login redirect: say which permission is missing instead.
-        context = {"heading": "Not allowed", "message": refusal, "nav": "monitoring"}
-        return render(request, "predictor/unavailable.html", context, status=403)
     page = Paginator(stats.monitored_versions(), MONITORING_VERSIONS_PER_PAGE).get_page(request.GET.get("page"))
     panels = []
     for version in page.object_list:
@@ -330,11 +352,13 @@ def monitoring(request: HttpRequest) -> HttpResponse:
                 # The check_model rules, on figures already computed: no extra query.
                 "health": stats.version_health(version, quality=quality),
                 "days": days,
-                "traffic_chart": monitoring_charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
-                "r2_chart": monitoring_charts.r2_lines(
-                    days, threshold=version.threshold, chart_id=f"r2-v{version.version}"
+                "traffic_chart": charts.daily_bars(days, chart_id=f"traffic-v{version.version}"),
+                "r2_chart": charts.r2_lines(days, threshold=version.threshold, chart_id=f"r2-v{version.version}"),
+                "bmi_chart": charts.bmi_histogram(
+                    quality, psi=stats.judged_psi(quality), chart_id=f"bmi-v{version.version}"
                 ),
-                "bmi_chart": monitoring_charts.bmi_histogram(quality, chart_id=f"bmi-v{version.version}"),
+                "psi": stats.judged_psi(quality),
+                "drift_reading": stats.drift_reading(quality),
             }
         )
     context = {
@@ -344,6 +368,96 @@ def monitoring(request: HttpRequest) -> HttpResponse:
         "min_outcomes": settings.PREDICTOR_MONITOR_MIN_OUTCOMES,
         "psi_alert": settings.PREDICTOR_MONITOR_PSI_ALERT,
         "coverage_alpha": settings.PREDICTOR_MONITOR_COVERAGE_ALPHA,
+        "min_predictions": settings.PREDICTOR_MONITOR_MIN_PREDICTIONS,
         "nav": "monitoring",
     }
     return render(request, "predictor/monitoring.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@signed_in_page(lambda user: account_refusal(user, RECORD_OUTCOMES, door="the outcome page"))
+def outcome_record(request: HttpRequest) -> HttpResponse:
+    """``/outcomes/``: find a prediction by its reference, record the progression observed a year later.
+
+    ``?reference=<id>`` shows the prediction and the outcome form; a valid POST records it through
+    ``outcome_record`` (the API's rules: one outcome per prediction) and redirects back to that
+    page, which confirms it. POST, redirect, GET: a reload cannot record twice.
+    """
+    context = {"nav": "outcomes"}
+    if "reference" not in request.GET:
+        context["reference_form"] = ReferenceForm()
+        return render(request, "predictor/outcome.html", context)
+    reference_form = ReferenceForm(request.GET)
+    context["reference_form"] = reference_form
+    if not reference_form.is_valid():
+        return render(request, "predictor/outcome.html", context, status=400)
+    log = predictions.prediction_get(prediction_id=reference_form.cleaned_data["reference"])
+    if log is None:
+        reference = reference_form.cleaned_data["reference"]
+        reference_form.add_error("reference", f"No prediction has the reference #{reference}.")
+        return render(request, "predictor/outcome.html", context, status=404)
+    outcomes = list(log.outcomes.order_by("position"))
+    form = OutcomeForm(request.POST if request.method == "POST" else None, size=log.size)
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            try:
+                outcome = outcome_services.outcome_record(
+                    prediction_id=log.pk,
+                    observed=form.cleaned_data["observed"],
+                    position=form.cleaned_data.get("position"),
+                    user=request.user,
+                    source="web",
+                )
+            except outcome_services.InvalidOutcome as exc:
+                form.add_error(exc.field if exc.field in form.fields else "observed", str(exc))
+                status = 400
+            except outcome_services.OutcomeExists as exc:
+                form.add_error(None, f"{exc} A recorded outcome is not changed here.")
+                status = 409
+            else:
+                page = reverse("predictor:outcome-record")
+                url = f"{page}?reference={log.pk}&recorded={outcome.position}#confirmation"
+                return _see_other(url)
+        else:
+            status = 400
+    recorded = request.GET.get("recorded")
+    context.update(
+        {
+            "log": log,
+            "items": list(zip(range(log.size), log.bmi, log.predictions, strict=True))[:OUTCOME_ITEMS_SHOWN],
+            "outcomes": outcomes,
+            "just_recorded": next((o for o in outcomes if str(o.position) == recorded), None),
+            # A single prediction with its outcome is done; a batch may take one per position.
+            "form": form if len(outcomes) < log.size or form.errors else None,
+        }
+    )
+    response = render(request, "predictor/outcome.html", context, status=status)
+    return mark_personal(response)
+
+
+# A batch's page lists this many of its predictions (the position field takes any of them).
+OUTCOME_ITEMS_SHOWN = 20
+
+
+def _see_other(url: str) -> HttpResponse:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303
+    return response
+
+
+class SignOutView(LogoutView):
+    """``/logout/``: GET shows a page with the sign-out button (a link cannot sign out: CSRF); POST
+    signs out and confirms it on ``predictor/signed_out.html``."""
+
+    http_method_names = ["get", "head", "post", "options"]
+    template_name = "predictor/signed_out.html"
+
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return render(request, "predictor/logout.html", {"nav": "account"})
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """``/favicon.ico``: the site's icon (a permanent redirect to the static SVG, hashed in production)."""
+    return HttpResponsePermanentRedirect(static("predictor/favicon.svg"))

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib import messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.sites import site
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -109,22 +110,45 @@ def test_version_page_is_read_only_and_delete_is_refused(admin_client, registry)
     response = admin_client.get(reverse("admin:predictor_modelversion_change", args=[active.version]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert f"{active.r2_test:.4f}"[:5] in html
+    assert f"{active.r2_test:.3f}" in html
     assert active.data_fingerprint in html
     assert "Prediction interval" in html and "Share of the held-out rows inside their prediction interval." in html
     assert 'name="_save"' not in html
     delete_url = reverse("admin:predictor_modelversion_delete", args=[active.version])
-    assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
+    refused = admin_client.post(delete_url, {"post": "yes"}, follow=True)
+    # A superuser is told plainly why, not "Your account does not have permission".
+    [(level, message)] = reported(refused)
+    assert level == messages.ERROR and message.startswith("Model versions cannot be deleted")
     assert ModelVersion.objects.filter(pk=active.version).exists()
     before = ModelVersion.objects.get(pk=active.version)
     admin_client.post(reverse("admin:predictor_modelversion_change", args=[active.version]), {"status": "retired"})
     assert ModelVersion.objects.get(pk=active.version).status == before.status
 
 
-def test_promote_action_promotes_through_the_service(client, registry_staff, registry):
+def confirm(client, response, reason: str):
+    """Follow an action to its confirmation page and confirm it with ``reason``."""
+    assert response.redirect_chain, "the action did not lead to a confirmation page"
+    return client.post(
+        response.request["PATH_INFO"] + "?" + response.request.get("QUERY_STRING", ""), {"reason": reason}, follow=True
+    )
+
+
+def test_promote_action_asks_for_confirmation_and_a_reason_then_promotes_through_the_service(
+    client, registry_staff, registry
+):
     active, candidate, _ = registry
     client.force_login(registry_staff)
-    response = run_action(client, "promote_version", [candidate])
+    page = run_action(client, "promote_version", [candidate])
+    html = page.content.decode()
+    # Nothing has changed yet; the page says what will: from which version to which, with their R².
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == active
+    assert f"Promote version {candidate.version} to active?" in html
+    assert f"<td>v{active.version}</td>" in html and f"<td>v{candidate.version}</td>" in html
+    assert f"{active.r2_test:.3f}" in html and f"{candidate.r2_test:.3f}" in html
+    assert 'name="reason"' in html
+    missing = client.post(page.request["PATH_INFO"], {"reason": ""})
+    assert "Say why" in missing.content.decode()
+    response = confirm(client, page, "better held-out R² on the new data")
     assert reported(response) == [(messages.SUCCESS, f"Version {candidate.version} is now active.")]
     candidate.refresh_from_db()
     active.refresh_from_db()
@@ -132,19 +156,63 @@ def test_promote_action_promotes_through_the_service(client, registry_staff, reg
     assert active.status == ModelVersion.Status.CANDIDATE
     event = PromotionEvent.objects.first()
     assert (event.action, event.from_version_id, event.to_version_id) == ("promote", active.version, candidate.version)
-    assert event.actor == registry_staff
-    assert event.actor_name == "staff"
+    assert (event.actor, event.actor_name) == (registry_staff, "staff")
+    assert event.reason == "better held-out R² on the new data"
+    # "Recent actions" lists it (LogEntry), as it lists any change made in the admin.
+    entry = LogEntry.objects.get()
+    assert (entry.object_id, entry.user, entry.action_flag) == (str(candidate.version), registry_staff, CHANGE)
+    assert entry.get_change_message() == "Promote: better held-out R² on the new data"
+    assert f"v{candidate.version}" in client.get(reverse("admin:index")).content.decode()
+
+
+def test_the_version_page_has_the_buttons_for_its_status(admin_client, registry):
+    active, candidate, _ = registry
+    html = admin_client.get(reverse("admin:predictor_modelversion_change", args=[candidate.version])).content.decode()
+    assert f'href="/admin/predictor/modelversion/{candidate.version}/promote/">Promote…' in html
+    assert f'href="/admin/predictor/modelversion/{candidate.version}/retire/">Retire…' in html
+    html = admin_client.get(reverse("admin:predictor_modelversion_change", args=[active.version])).content.decode()
+    assert 'href="/admin/predictor/modelversion/rollback/">Roll back…' in html
+    assert "/promote/" not in html
+
+
+def test_rollback_confirmation_names_both_versions_and_rolls_back(admin_client, registry):
+    active, candidate, _ = registry
+    services.model_version_promote(version=candidate.version, actor_name="test")
+    page = admin_client.get(reverse("admin:predictor_modelversion_rollback"))
+    html = page.content.decode()
+    assert f"Serving now</th><td>v{candidate.version}</td>" in html
+    assert f"Serving after</th><td>v{active.version}</td>" in html
+    admin_client.post(reverse("admin:predictor_modelversion_rollback"), {"reason": "live R² fell"})
+    assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == active
+    assert PromotionEvent.objects.first().reason == "live R² fell"
+
+
+def test_created_by_shows_the_audit_actor_of_a_command_run(admin_client, train_version):
+    version = train_version(promote=True)  # no account, as `manage.py train` runs
+    assert version.created_by is None
+    actor = PromotionEvent.objects.get(to_version=version).actor_name
+    html = admin_client.get(reverse("admin:predictor_modelversion_change", args=[version.version])).content.decode()
+    assert f"{actor} (from the audit trail)" in html
+
+
+def test_admin_is_branded_and_tables_round_their_figures(admin_client, registry):
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert "BMI progression administration" in html
+    active = registry[0]
+    assert f'<td class="field-held_out_r2">{active.r2_test:.3f}</td>' in html
+    assert repr(active.r2_test) not in html
 
 
 def test_promote_action_reports_a_refusal_at_error_level(admin_client, registry):
     active, _, rejected = registry
     events = PromotionEvent.objects.count()
-    response = run_action(admin_client, "promote_version", [rejected])
+    response = confirm(admin_client, run_action(admin_client, "promote_version", [rejected]), "try it")
     [(level, message)] = reported(response)
     assert level == messages.ERROR
     assert message.startswith(f"Not promoted: Version {rejected.version} was rejected when trained")
     assert ModelVersion.objects.get(status=ModelVersion.Status.ACTIVE) == active
     assert PromotionEvent.objects.count() == events
+    assert not LogEntry.objects.exists()
 
 
 def test_promote_action_needs_exactly_one_version(admin_client, registry):
@@ -156,7 +224,9 @@ def test_promote_action_needs_exactly_one_version(admin_client, registry):
 
 def test_retire_action_retires_candidates_and_reports_each_refusal(admin_client, registry):
     active, candidate, rejected = registry
-    response = run_action(admin_client, "retire_versions", [active, candidate, rejected])
+    page = run_action(admin_client, "retire_versions", [active, candidate, rejected])
+    assert "The serving model does not change" in page.content.decode()
+    response = confirm(admin_client, page, "superseded")
     assert reported(response) == [
         (
             messages.ERROR,
@@ -169,6 +239,7 @@ def test_retire_action_retires_candidates_and_reports_each_refusal(admin_client,
     assert statuses == {active.version: "active", candidate.version: "retired", rejected.version: "rejected"}
     event = PromotionEvent.objects.first()
     assert (event.action, event.from_version_id, event.to_version_id) == ("retire", candidate.version, None)
+    assert event.reason == "superseded"
 
 
 def test_view_only_staff_see_no_actions_and_cannot_run_them(client, view_only_staff, registry):

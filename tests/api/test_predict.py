@@ -2,7 +2,7 @@
 
 import pytest
 from django.db import connection, transaction
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from predictor.models import PredictionLog
 from predictor.registry import services
@@ -207,3 +207,32 @@ def test_unknown_api_path_is_a_json_404(api):
 
     assert response.status_code == 404
     assert response.json()["error"] == {"status": 404, "code": "not_found", "message": "No API endpoint at this path."}
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("get", "/api/v1/nothing-here", "No API endpoint at this path."),
+        ("get", "/api/", "No API endpoint at this path."),
+        ("post", "/api/v1/predict/", "No API endpoint at this path. Did you mean /api/v1/predict?"),
+        ("get", "/api/v1/models/", "No API endpoint at this path. Did you mean /api/v1/models?"),
+        ("get", "/api/schema", "No API endpoint at this path. Did you mean /api/schema/?"),
+    ],
+)
+def test_unknown_api_paths_are_json_404s_in_every_mode_naming_the_path_without_the_slash(
+    api, settings, db, debug, method, path, message
+):
+    settings.DEBUG = debug  # `make run` serves with DEBUG on: Django's HTML debug 404 unless routed
+    response = getattr(api, method)(path, data={"bmi": 27.5}, format="json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"] == {"status": 404, "code": "not_found", "message": message}
+
+
+def test_a_post_to_an_unknown_api_path_from_a_session_is_the_json_404_not_the_csrf_page(staff_user, db):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff_user)
+    response = client.post("/api/v1/models/null,null/promote", {"reason": ""}, content_type="application/json")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -183,9 +183,18 @@ def test_outcome_request_documents_the_optional_position(schema):
     assert {} not in operation["security"]  # signed-in accounts only
 
 
-def test_prediction_endpoints_allow_anonymous_calls_in_the_schema(schema):
-    assert {} in schema["paths"]["/api/v1/predict"]["post"]["security"]
+def test_prediction_endpoints_are_public_in_the_schema_so_swagger_draws_no_lock(schema):
+    # Swagger UI draws a lock on every operation with a security requirement, even an optional one.
+    assert "security" not in schema["paths"]["/api/v1/predict"]["post"]
+    assert "security" not in schema
     assert {} not in schema["paths"]["/api/v1/models/train"]["post"]["security"]
+
+
+def test_the_public_predictions_group_is_listed_first(schema):
+    assert schema["tags"][0]["name"] == "predictions"
+    assert {tag["name"] for tag in schema["tags"]} >= {
+        tag for path in schema["paths"].values() for op in path.values() for tag in op.get("tags", [])
+    }
 
 
 # The test settings use the manifest storage of production, which needs collectstatic first.
@@ -221,3 +230,10 @@ def test_page_size_bounds_are_in_the_schema(schema, path):
     (page_size,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "page_size"]
     assert (page_size["schema"]["minimum"], page_size["schema"]["maximum"]) == (1, 1000)
     assert "400" in schema["paths"][path]["get"]["responses"]
+
+
+def test_docs_page_points_to_the_schema_without_javascript_and_links_back(client, db):
+    html = client.get("/docs").content.decode()
+    noscript = html[html.index("<noscript>") : html.index("</noscript>")]
+    assert 'href="/api/schema/"' in noscript
+    assert '<a href="/">← Back to the prediction service</a>' in html

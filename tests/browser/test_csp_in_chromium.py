@@ -7,18 +7,13 @@ policy, and the /docs exception) lets every page work: any violation is a consol
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import numpy as np
 import pytest
 from django.conf import settings
 from django.test import Client
-from django.utils import timezone
 
-from predictor.models import Outcome, PredictionLog
+from tests.browser.conftest import log_two_days
 from tests.browser.test_pages_in_chromium import (
     ARTIFACTS,
-    browser,  # noqa: F401 - the shared Chromium fixture
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,7 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
     ],
 )
 def test_page_works_under_the_servers_csp_without_violations(
-    browser,  # noqa: F811
+    browser,
     live_server,
     active_version,
     path,
@@ -62,23 +57,7 @@ def test_page_works_under_the_servers_csp_without_violations(
 @pytest.fixture
 def monitored(active_version):
     """Two days of traffic with outcomes, so every monitoring chart has something to draw."""
-    rng = np.random.default_rng(0)
-    bmis = rng.normal(27, 4, 80).clip(15, 45)
-    rows = PredictionLog.objects.bulk_create(
-        PredictionLog(
-            model_version=active_version,
-            channel="api",
-            size=1,
-            bmi=[float(b)],
-            predictions=[active_version.slope * float(b) + active_version.intercept],
-        )
-        for b in bmis
-    )
-    PredictionLog.objects.filter(pk__in=[r.pk for r in rows[:40]]).update(created_at=timezone.now() - timedelta(days=1))
-    Outcome.objects.bulk_create(
-        Outcome(log=row, position=0, observed=float(row.predictions[0] + rng.normal(0, 50)), source="test")
-        for row in rows[:60]
-    )
+    log_two_days(active_version, 80)
     return active_version
 
 
@@ -87,7 +66,7 @@ def monitored(active_version):
     [("/monitoring/", "svg#r2-v{v}"), ("/models/{v}/", "svg#fit-chart")],
 )
 def test_staff_pages_work_under_the_servers_csp_without_violations(
-    browser,  # noqa: F811
+    browser,
     live_server,
     monitored,
     staff_user,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_pages_in_chromium import PageWatch, browser, fits_width, predict, screenshot  # noqa: F401
+from tests.browser.test_pages_in_chromium import PageWatch, fits_width, predict, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -19,7 +19,7 @@ def _visible_inside(page, locator) -> bool:
 
 
 @pytest.mark.parametrize(("label", "viewport"), VIEWPORTS)
-def test_result_shows_the_band_and_the_worded_interval(browser, live_server, active_version, label, viewport):  # noqa: F811
+def test_result_shows_the_band_and_the_worded_interval(browser, live_server, active_version, label, viewport):
     context = browser.new_context(viewport=viewport, is_mobile=label == "phone")
     watch = PageWatch(context, live_server.url)
     page = watch.watch(context.new_page())
@@ -51,7 +51,7 @@ def test_result_shows_the_band_and_the_worded_interval(browser, live_server, act
 @pytest.mark.parametrize(("label", "viewport"), VIEWPORTS)
 @pytest.mark.parametrize(("bmi", "reason"), [("11", "a negative score"), ("50", "above the highest score")])
 def test_an_estimate_outside_the_data_is_subdued_and_explained(
-    browser,  # noqa: F811
+    browser,
     live_server,
     active_version,
     label,

@@ -19,18 +19,19 @@ def traffic(active_version, log_predictions, record_outcomes, diabetes):
     return active_version
 
 
-def test_anonymous_visitor_is_sent_to_the_admin_login(client, db):
+def test_anonymous_visitor_is_sent_to_the_site_sign_in_and_back(client, db):
     response = client.get("/monitoring/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
-    assert "next=/monitoring/" in response["Location"]
+    assert response["Location"] == "/login/?next=/monitoring/"
 
 
-def test_non_staff_user_is_sent_to_the_admin_login(client, plain_user):
+def test_signed_in_non_staff_user_gets_the_site_403_saying_why(client, plain_user):
     client.force_login(plain_user)
     response = client.get("/monitoring/")
-    assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Only staff users may use the monitoring page." in html
+    assert 'href="/"' in html  # a way back to the site
 
 
 def test_staff_without_the_log_permission_get_a_403_naming_it(client, view_only_staff, active_version):
@@ -41,7 +42,8 @@ def test_staff_without_the_log_permission_get_a_403_naming_it(client, view_only_
     assert 'href="/monitoring/"' not in response.content.decode()  # no nav link to a page they cannot use
 
 
-def test_page_shows_figures_and_three_inline_charts_per_version(client, staff_user, traffic):
+def test_page_shows_figures_and_three_inline_charts_per_version(client, staff_user, traffic, settings):
+    settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 80  # exactly what the fixture served: judged
     client.force_login(staff_user)
     response = client.get("/monitoring/")
     assert response.status_code == 200
@@ -50,8 +52,8 @@ def test_page_shows_figures_and_three_inline_charts_per_version(client, staff_us
     assert f"Version {traffic.version}" in html
     assert "<td>80</td>" in html  # predictions served
     assert "<td>50</td>" in html  # outcomes received
-    assert f"{quality.r2:.4f}" in html
-    assert f"{quality.psi:.4f}" in html
+    assert f"{quality.r2:.3f}" in html
+    assert f"{quality.psi:.3f}" in html
     for chart in ("traffic", "r2", "bmi"):
         assert f'id="{chart}-v{traffic.version}"' in html
     # Two days of traffic drawn as two bars; one BMI bar per training bin.
@@ -84,7 +86,8 @@ def test_page_renders_with_no_versions(client, staff_user):
     assert "No version is active" in response.content.decode()
 
 
-def test_api_returns_the_same_figures(api_client, staff_user, traffic):
+def test_api_returns_the_same_figures(api_client, staff_user, traffic, settings):
+    settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 80
     api_client.force_authenticate(staff_user)
     response = api_client.get(f"/api/v1/models/{traffic.version}/monitoring")
     assert response.status_code == 200
@@ -127,11 +130,32 @@ def test_page_shows_the_check_model_verdict_per_version(client, staff_user, traf
     settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 1000
     client.force_login(staff_user)
     html = client.get("/monitoring/").content.decode()
-    assert '<td data-testid="health">not judged yet (too little data)</td>' in html
+    assert re.search(r'<td data-testid="health"><span class="status status-pending">Not enough data</span>', html)
     settings.PREDICTOR_MONITOR_MIN_PREDICTIONS = 10
     settings.PREDICTOR_MONITOR_PSI_ALERT = 0.0001  # any shift is drift
     html = client.get("/monitoring/").content.decode()
-    assert re.search(r'<td data-testid="health"><strong>needs attention:</strong> BMI drift PSI [\d.]+ exceeds', html)
+    assert re.search(
+        r'<td data-testid="health"><span class="status status-alert">Needs attention</span> BMI drift PSI [\d.]+ '
+        r"exceeds",
+        html,
+    )
+
+
+def test_one_prediction_is_not_enough_data_for_drift_on_the_page_the_api_and_check_model(
+    client, api_client, staff_user, active_version, log_predictions
+):
+    log_predictions(active_version, [60.0])  # far from the training BMIs: PSI about 8
+    quality = stats.version_quality(active_version)
+    assert quality.psi > 1
+    client.force_login(staff_user)
+    html = client.get("/monitoring/").content.decode()
+    drift = re.search(r'<td data-testid="drift">(.*?)</td>', html).group(1)
+    assert drift == "not enough data (1 prediction, at least 100 needed)"
+    assert "PSI" not in re.search(r'<desc id="bmi-v\d+-desc">(.*?)</desc>', html).group(1)
+    api_client.force_authenticate(staff_user)
+    body = api_client.get(f"/api/v1/models/{active_version.version}/monitoring").json()
+    assert (body["drift_psi"], body["drift_reading"]) == (None, "not enough data")
+    assert stats.version_health(active_version).problems == []
 
 
 def test_api_shows_live_coverage_and_the_interval_level(api_client, staff_user, active_version, log_predictions):

@@ -89,7 +89,7 @@ def test_fit_chart_draws_the_patient_on_the_fitted_line():
     line = root.find(f"{SVG}line[@class='fit-line']")
     x1, y1, x2, y2 = coords(line, "x1", "y1", "x2", "y2")
     # The patient's point is collinear with the fitted line's end points.
-    assert (py - y1) * (x2 - x1) == pytest.approx((y2 - y1) * (px - x1), abs=1.0)
+    assert (py - y1) * (x2 - x1) == pytest.approx((y2 - y1) * (px - x1), rel=1e-4)
     label = root.find(f".//{SVG}text[@class='patient-label']")
     assert label.text == "180.0"
 
@@ -182,3 +182,88 @@ def test_fit_chart_shades_the_interval_band_around_the_line():
 
 def test_fit_chart_without_a_band_draws_none():
     assert "fit-band" not in charts.fit_chart(sample=[[20.0, 100.0]], slope=1.0, intercept=0.0)
+
+
+def _days(*counts, r2=None):
+    from datetime import date, timedelta
+
+    from predictor.monitoring.stats import DayPoint
+
+    start = date(2026, 12, 1)
+    return [
+        DayPoint(day=start + timedelta(days=i), predictions=c, outcomes=0, r2=None, r2_cumulative=r2)
+        for i, c in enumerate(counts)
+    ]
+
+
+def axis_titles(root: ET.Element) -> list[str]:
+    return [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "axis-title"]
+
+
+@pytest.mark.parametrize(
+    ("markup", "titles"),
+    [
+        (lambda: charts.daily_bars(_days(3, 5)), ["Day (UTC)", "Predictions"]),
+        (lambda: charts.r2_lines(_days(3, 5, r2=0.4), threshold=0.3), ["Prediction day (UTC)", "Live R²"]),
+        (
+            lambda: charts.fit_chart(sample=SAMPLE, slope=1.0, intercept=0.0),
+            ["BMI (kg/m²)", "Progression after 1 year"],
+        ),
+        (lambda: charts.loss_chart(losses=[3.0, 2.0]), ["Epoch", "Training MSE"]),
+    ],
+)
+def test_every_chart_has_both_axis_titles_and_the_same_width(markup, titles):
+    root = parse(markup())
+    assert axis_titles(root) == titles
+    assert root.get("viewBox").split()[2] == str(charts.WIDTH)
+
+
+def test_one_day_of_traffic_is_a_bar_not_a_wall_and_its_date_is_labelled_once():
+    root = parse(charts.daily_bars(_days(7)))
+    (bar,) = root.iter(f"{SVG}rect")
+    assert float(bar.get("width")) <= charts.MAX_BAR_WIDTH
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick tick-x"]
+    assert ticks == ["1 Dec 2026"]
+    assert "on 2026-12-01" in root.find(f"{SVG}desc").text
+
+
+def test_traffic_counts_are_whole_numbers_on_the_axis():
+    root = parse(charts.daily_bars(_days(1, 2)))
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick tick-y"]
+    assert ticks == ["0", "1", "2"]
+
+
+def test_one_day_of_live_r2_is_drawn_inside_the_plot_not_on_its_axis():
+    root = parse(charts.r2_lines(_days(4, r2=0.5), threshold=0.3))
+    (point,) = [c for c in root.iter(f"{SVG}circle") if c.get("class") == "r2-point"]
+    assert float(point.get("cx")) == pytest.approx((charts.MARGIN_LEFT + charts.WIDTH - charts.MARGIN_RIGHT) / 2)
+
+
+@pytest.mark.parametrize(
+    ("markup", "message"),
+    [
+        (lambda: charts.daily_bars([]), "No predictions yet"),
+        (lambda: charts.r2_lines(_days(4), threshold=0.3), "Not enough observed outcomes yet"),
+    ],
+)
+def test_a_chart_without_data_says_so_in_words_and_to_a_screen_reader(markup, message):
+    root = parse(markup())
+    assert root.get("role") == "img"
+    assert root.find(f"{SVG}desc").text == message
+    assert "chart-no-data" in root.get("class")
+
+
+@pytest.mark.parametrize(("slope", "bmi"), [(10.0, 22.0), (10.0, 34.0), (-10.0, 22.0), (-10.0, 34.0)])
+def test_the_patient_label_sits_on_the_side_the_fitted_line_leaves_free(slope, bmi):
+    intercept = 400.0 if slope < 0 else -100.0
+    patient = (bmi, slope * bmi + intercept)
+    root = parse(charts.fit_chart(sample=SAMPLE, slope=slope, intercept=intercept, patient=patient))
+    point = root.find(f".//{SVG}circle[@class='patient-point']")
+    label = root.find(f".//{SVG}text[@class='patient-label']")
+    px, py = coords(point, "cx", "cy")
+    lx, ly = coords(label, "x", "y")
+    right_of_point = label.get("text-anchor") == "start"
+    above_point = ly < py
+    # A rising line leaves the upper left and the lower right free; a falling one the others.
+    assert (above_point != right_of_point) if slope > 0 else (above_point == right_of_point)
+    assert (lx > px) == right_of_point

@@ -1,9 +1,12 @@
 """The model registry pages: the list of versions and one version's page."""
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from predictor.ml.data import Dataset, load_diabetes_bmi
+from predictor.ml.sgd import r2_standard_error
 from predictor.models import ModelVersion
 from predictor.registry import services
 from predictor.web import views
@@ -18,14 +21,21 @@ def test_list_shows_each_version_with_metrics_status_and_dates(client, train_ver
     response = client.get(LIST_URL)
     html = response.content.decode()
     assert response.status_code == 200
-    assert "<caption" in html and '<th scope="col" class="num">Held-out R²</th>' in html
+    assert "<caption" in html and '<th scope="col" class="num">Held-out R² <span class="th-note">' in html
     for version in (active, rejected):
         assert f'<a href="/models/{version.version}/">v{version.version}</a>' in html
-        assert f"{version.r2_test:.4f}" in html
-        assert f"{version.mse_test:.1f}" in html
+        # Two decimals and the standard error on the held-out rows, not four spurious decimals.
+        se = r2_standard_error(version.r2_test, version.n_test)
+        assert f'{version.r2_test:.2f} <span class="muted">± {se:.2f}</span>' in html
+        assert f"{version.r2_test:.4f}" not in html
+        assert f'<td class="num">{version.mae_test:.1f}</td>' in html
         assert version.created_at.strftime("%Y-%m-%d %H:%M") in html
     assert '<span class="status status-active">Active</span>' in html
-    assert '<span class="status status-rejected">Rejected</span>' in html
+    assert re.search(
+        r'<span class="status status-rejected">Rejected</span>\s*<span class="status-reason">R² not above its gate',
+        html,
+    )
+    assert '<td class="num">0.99</td>' in html  # the rejected version's gate
     assert active.promoted_at.strftime("%Y-%m-%d %H:%M") in html
     assert "style=" not in html
 

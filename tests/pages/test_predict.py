@@ -18,7 +18,7 @@ URL = reverse("predictor:predict")
 
 
 def field_error(html: str) -> str:
-    match = re.search(r'<p class="field-error" id="id_bmi-error">(.*?)</p>', html, re.S)
+    match = re.search(r'<p class="field-error" id="id_bmi-error" role="alert">(.*?)</p>', html, re.S)
     assert match, "no error message beside the BMI field"
     return html_lib.unescape(re.sub(r"<[^>]+>", "", match.group(1))).strip()
 
@@ -57,7 +57,7 @@ def test_valid_bmi_shows_the_logged_prediction_version_and_chart(client, active_
     expected = active_version.slope * 27.5 + active_version.intercept
     assert f'data-testid="prediction">{expected:.1f}<' in html
     assert f">v{active_version.version}</a>" in html
-    assert '<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-fit"' in html
+    assert '<svg id="prediction-chart" xmlns="http://www.w3.org/2000/svg" class="chart chart-fit"' in html
     assert 'role="img"' in html
     assert 'class="patient-point"' in html
     assert "this patient, BMI 27.5" in html
@@ -88,7 +88,11 @@ def test_bmi_inside_the_range_is_accepted(client, active_version, value):
         ("NaN", "Enter a finite number; NaN and infinity are not BMI values."),
         ("inf", "Enter a finite number; NaN and infinity are not BMI values."),
         ("-Infinity", "Enter a finite number; NaN and infinity are not BMI values."),
-        ("1e400", "Enter a finite number; NaN and infinity are not BMI values."),
+        ("1e400", "Enter the number without an exponent (e.g. 10, not 1e1)."),
+        ("1e1", "Enter the number without an exponent (e.g. 10, not 1e1)."),
+        ("5" * 5000, "Enter a BMI between 10 and 80 kg/m²."),
+        ("0." + "0" * 4999 + "1", "Enter a BMI between 10 and 80 kg/m²."),
+        ("27.5" + " kg/m² please" * 3, "Enter at most 20 characters."),
         ("9.99", "Enter a BMI between 10 and 80 kg/m²."),
         ("80.01", "Enter a BMI between 10 and 80 kg/m²."),
         ("-25", "Enter a BMI between 10 and 80 kg/m²."),
@@ -223,7 +227,7 @@ def test_with_auth_required_a_clinician_signs_in_and_comes_back_to_the_form(
     # Signed in, the header says who, and signing out ends the session.
     page = client.get(URL).content.decode()
     assert "Sign out (clinician)" in page
-    assert client.post("/logout/").status_code == 302
+    assert "You are signed out" in client.post("/logout/").content.decode()
     assert client.post(URL, {"bmi": "27.5"}).status_code == 302  # back to the sign-in page
     assert "Sign out" not in client.get("/login/").content.decode()
 
@@ -409,3 +413,16 @@ def test_form_posts_are_rate_limited_like_the_api(client, active_version):
     assert client.post("/api/v1/predict", {"bmi": 27.5}, content_type="application/json").status_code == 429
     # Another client is not affected.
     assert Client(REMOTE_ADDR="192.0.2.8").post(URL, {"bmi": "27.5"}).status_code == 303
+
+
+def test_the_bmi_field_has_a_length_limit_and_the_result_shows_the_bmi_as_typed(client, active_version):
+    assert 'maxlength="20"' in client.get(URL).content.decode()
+    html = client.post(URL, {"bmi": "50"}, follow=True).content.decode()
+    assert 'value="50"' in html and 'value="50.0"' not in html
+
+
+def test_an_invalid_bmi_takes_focus_and_its_message_is_an_alert(client, active_version):
+    html = client.post(URL, {"bmi": "abc"}).content.decode()
+    field = re.search(r"<input[^>]*id=\"id_bmi\"[^>]*>", html).group(0)
+    assert "autofocus" in field
+    assert re.search(r'<p class="field-error" id="id_bmi-error" role="alert">', html)

@@ -30,9 +30,17 @@ PREDICTION_ACCESS = {
     "api:model-detail",
 }
 # Signing out needs no account either (a POST with the CSRF token; it only ends a session).
-PUBLIC = {"api:schema", "api:docs", "api:docs-slash", "predictor:login", "predictor:logout"}
+PUBLIC = {
+    "api:schema",
+    "api:docs",
+    "api:docs-slash",
+    "api:not-found",
+    "predictor:favicon",
+    "predictor:login",
+    "predictor:logout",
+}
 # Clinicians record outcomes with their own accounts (predictor.add_outcome); they need not be staff.
-AUTHENTICATED = {"api:outcome-create"}
+AUTHENTICATED = {"api:outcome-create", "predictor:outcome-record"}
 STAFF = {
     "api:model-train",
     "api:model-rollback",
@@ -85,8 +93,12 @@ def test_every_url_pattern_is_classified():
 def _refused(response, *, login_redirect_ok: bool = True) -> bool:
     if response.status_code in (401, 403):
         return True
-    # Staff pages (staff_member_required) send browsers to the admin login instead.
-    return login_redirect_ok and response.status_code == 302 and "/admin/login/" in response["Location"]
+    # Pages send anonymous browsers to the site's sign-in page (the admin's to its own) instead.
+    return (
+        login_redirect_ok
+        and response.status_code == 302
+        and response["Location"].startswith(("/login/?next=", "/admin/login/"))
+    )
 
 
 @pytest.mark.parametrize("name", sorted(STAFF))
@@ -156,7 +168,7 @@ def test_prediction_urls_need_a_signed_in_user_when_the_setting_is_on(name, ids,
 
 
 def test_authenticated_urls_refuse_anonymous_callers(ids):
-    for name in AUTHENTICATED:
+    for name in AUTHENTICATED - {"predictor:outcome-record"}:
         url = _url(discovered()[name], ids)
         response = Client().post(url, data={"observed": 100}, content_type="application/json")
         assert response.status_code == 401, (url, response.status_code)
@@ -202,3 +214,17 @@ def test_admin_refuses_anonymous_and_non_staff_users_on_every_registered_model(i
         for who, client in (("anonymous", Client()), ("non-staff", plain)):
             response = client.get(url)
             assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), (url, who)
+
+
+def test_the_outcome_page_sends_anonymous_browsers_to_sign_in_and_refuses_accounts_without_the_permission(
+    ids, plain_user
+):
+    for method in ("get", "post"):
+        response = getattr(Client(), method)(f"/outcomes/?reference={ids['prediction_id']}")
+        assert response.status_code == 302
+        assert response["Location"] == f"/login/?next=/outcomes/%3Freference%3D{ids['prediction_id']}"
+    plain = Client()
+    plain.force_login(plain_user)
+    response = plain.post(f"/outcomes/?reference={ids['prediction_id']}", {"observed": "100"})
+    assert response.status_code == 403
+    assert "predictor.add_outcome" in response.content.decode()
