@@ -26,7 +26,7 @@ def token_client(staff_user) -> APIClient:
     ("method", "path"),
     [
         ("get", "/api/v1/predictions"),
-        ("get", "/api/v1/batches"),
+        ("get", "/api/v1/models/1/monitoring"),
         ("get", "/api/v1/models"),
         ("get", "/api/v1/models/active"),
         ("post", "/api/v1/predict"),

@@ -97,7 +97,7 @@ def engine_or_skip() -> Engine:
     name = os.environ.get("CONTAINER_ENGINE", "podman")
     if shutil.which(name) is None:
         reason = f"{name} is not installed (CONTAINER_ENGINE={name}; apt-get install podman runc debootstrap)"
-        if os.environ.get("CI") or os.environ.get("REQUIRE_ALL_TESTS"):
+        if os.environ.get("CI"):
             pytest.fail(f"CI is set but {reason}; the container test must run in CI.", pytrace=False)
         pytest.skip(reason)
     return Engine(name)

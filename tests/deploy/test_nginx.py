@@ -42,7 +42,7 @@ PROBE_TIMEOUT_SECONDS = 1.0
 def _nginx_installed():
     if NGINX is None:
         reason = "nginx is not installed (apt-get install nginx-light; .ci/run installs it)"
-        if os.environ.get("REQUIRE_ALL_TESTS") or os.environ.get("CI"):
+        if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
 
