@@ -14,10 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.db import connection
-
 from predictor.models import DailyRollup, Outcome, PredictionLog
 from predictor.monitoring import rollups
+from tests.deploy.test_gunicorn import database_url
 from tests.monitoring.test_rollups import assert_matches_scan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +35,12 @@ def _spawn(env: dict, *args: str) -> subprocess.Popen:
 
 def test_parallel_writers_folders_and_readers_never_miss_or_double_count(transactional_db, train_version, tmp_path):
     version = train_version(promote=True)
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bmiproject.settings",
         "DEBUG": "1",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+        # The test database, password included (the embedded PostgreSQL has one).
+        "DATABASE_URL": database_url(),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     stop = tmp_path / "stop"
