@@ -5,9 +5,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # REST API under /api/v1/, the OpenAPI schema at /api/schema/ and Swagger UI at /docs.
     path("", include("predictor.api.urls")),
-    # Outcomes, live quality, drift and Prometheus metrics.
+    # Prometheus metrics (/metrics).
     path("", include("predictor.monitoring.urls")),
-    # HTML pages: the prediction form and the model pages.
+    # HTML pages: the prediction form, the model pages, monitoring, outcomes, sign-in and sign-out.
     path("", include("predictor.web.urls")),
 ]
 

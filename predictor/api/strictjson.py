@@ -1,8 +1,7 @@
 """RFC 8259 JSON: Python's json module, minus the NaN and Infinity literals it accepts by default.
 
-Shared by the API's parser and the prediction fast path, so both refuse exactly the same bodies;
-and the rule for repeating parsed client text in an answer (:func:`encodable`). Imports nothing
-from DRF, so any module can use it without an import cycle.
+The API's parser uses it; and the rule for repeating parsed client text in an answer
+(:func:`encodable`). Imports nothing from DRF, so any module can use it without an import cycle.
 """
 
 import json

@@ -17,8 +17,8 @@ The first two make the estimate unreliable (:data:`UNRELIABLE`): the web page th
 subdued, with the reason, never as a headline. The third only qualifies the interval.
 
 :func:`explain` applies the rules to one prediction or to a whole batch in one vectorised pass;
-the API's single and batch answers, the web result and the model's ``prediction_cautions`` all
-call it, so the rules and their words exist once.
+the API's single and batch answers, the web result and the model page all call it, so the rules
+and their words exist once.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class DailyRollup(models.Model):
         help_text="Served BMIs per bin of the version's training deciles (training_bmi_histogram), in bin order.",
     )
     outcomes = models.BigIntegerField(default=0, help_text="Observed outcomes of that day's predictions.")
-    # Outcomes are summed shifted by stats.OUTCOME_SHIFT (see there why), in progression units.
+    # Outcomes are summed shifted by rollups.OUTCOME_SHIFT (see there why), in progression units.
     observed_sum = models.FloatField(default=0.0, help_text="Σ (observed − shift).")
     observed_sq_sum = models.FloatField(default=0.0, help_text="Σ (observed − shift)².")
     predicted_sum = models.FloatField(default=0.0, help_text="Σ predicted, over predictions with an outcome.")

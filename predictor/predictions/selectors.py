@@ -30,10 +30,11 @@ def prediction_list(*, version: int | None = None, channel: str | None = None, s
 
 
 def prediction_get(*, prediction_id: int) -> PredictionLog | None:
-    """One log entry with its model version, or None."""
+    """One log entry with its model version (without the version's loss curve, which no caller shows), or None."""
     if not 1 <= prediction_id <= PredictionLog.ID_MAX:
         return None  # no such entry can exist; the database need not be asked
-    return PredictionLog.objects.select_related("model_version").filter(pk=prediction_id).first()
+    queryset = PredictionLog.objects.select_related("model_version").defer("model_version__loss_curve")
+    return queryset.filter(pk=prediction_id).first()
 
 
 def outcome_training_pairs() -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from predictor.ml.cautions import Caution, Explained, Limits, explain
+from predictor.ml.cautions import Explained, Limits, explain
 from predictor.ml.intervals import IntervalFigures
 
 
@@ -128,13 +128,6 @@ class ModelVersion(models.Model):
     def explain(self, bmi, prediction) -> Explained:
         """Intervals and cautions of this version's predictions ``prediction`` for ``bmi``."""
         return explain(bmi, prediction, interval=self.interval, limits=self.limits)
-
-    def prediction_cautions(self, *, bmi: float, prediction: float) -> list[Caution]:
-        """Why a prediction of this version deserves less trust than usual, as codes and words.
-
-        The rules are predictor/ml/cautions.py's, the same the API answers with.
-        """
-        return self.explain(bmi, prediction).cautions()
 
     @property
     def interval(self) -> IntervalFigures:

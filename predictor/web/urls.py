@@ -1,4 +1,4 @@
-"""HTML pages: the prediction form and the model registry pages (included at the site root)."""
+"""HTML pages (included at the site root): prediction, models, monitoring, outcomes, sign-in and sign-out."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path

@@ -1,7 +1,8 @@
-"""HTML pages: the prediction form and the model registry pages. Thin: serving, selectors, charts."""
+"""HTML pages: prediction, models, monitoring, outcomes, sign-in and sign-out. Thin: services, selectors, charts."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -425,7 +426,9 @@ def outcome_record(request: HttpRequest) -> HttpResponse:
     context.update(
         {
             "log": log,
-            "items": list(zip(range(log.size), log.bmi, log.predictions, strict=True))[:OUTCOME_ITEMS_SHOWN],
+            "items": list(
+                itertools.islice(zip(range(log.size), log.bmi, log.predictions, strict=True), OUTCOME_ITEMS_SHOWN)
+            ),
             "outcomes": outcomes,
             "just_recorded": next((o for o in outcomes if str(o.position) == recorded), None),
             # A single prediction with its outcome is done; a batch may take one per position.
