@@ -41,12 +41,14 @@ system-packages:
 	  command -v "$${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/$${pair%%:*}" ] || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "Installing$$missing for the browser, proxy and container tests."; \
+	  echo "Installing$$missing from Debian."; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 # The benchmark against the FastAPI reference (PostgreSQL on 127.0.0.1; see docs/performance.md).
-bench: install bench/.venv/.installed
+# Its load generator is Debian's wrk, installed like the test tools above.
+bench: SYSTEM_PACKAGES := wrk:wrk
+bench: install bench/.venv/.installed system-packages
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # The reference's own virtualenv (FastAPI, uvicorn, profilers), rebuilt when its pins change.
