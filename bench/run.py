@@ -6,7 +6,8 @@ One command (from the repository root; see docs/performance.md)::
 
 It creates its own PostgreSQL database (``bmi_bench``, dropped and recreated), migrates it, times
 ``manage.py train``, starts gunicorn exactly as the Docker image does (the Dockerfile's CMD with
-bmiproject/gunicorn.conf.py), the reference (plain uvicorn, one worker, access log on), the
+bmiproject/gunicorn.conf.py and the production task definition's GUNICORN_ACCESS_LOG), the
+reference (plain uvicorn, one worker, access log on), the
 reference made to validate and log every prediction (the logging peer, bench/reference/logged.py)
 and the no-framework ceiling (bench/ceiling/app.py) on free ports, drives them with wrk, checks
 that every 2xx prediction was logged, measures memory and start-up, profiles one more (untimed)
@@ -659,6 +660,13 @@ def post_status(url: str, body: dict, headers: dict) -> int:
         return error.code
 
 
+def production_web_environment() -> dict[str, str]:
+    """The web container's environment in the production task definition."""
+    task = json.loads((ROOT / "deploy" / "ecs" / "production.json").read_text())
+    (web,) = [spec for spec in task["containerDefinitions"] if spec["name"] == "web"]
+    return {item["name"]: item["value"] for item in web["environment"]}
+
+
 def django_env(args, workdir: Path) -> dict:
     """The environment our service runs with in the benchmark (production settings, throttling off)."""
     env = {
@@ -672,6 +680,9 @@ def django_env(args, workdir: Path) -> dict:
         "PREDICTOR_THROTTLE_PREDICT": "off",
         "PREDICTOR_THROTTLE_BATCH": "off",
         "PROMETHEUS_MULTIPROC_DIR": str(workdir / "prometheus"),
+        # As ECS runs it: the nginx sidecar writes the access lines (its cost is nginx's, in C,
+        # outside the server measured here), gunicorn none.
+        "GUNICORN_ACCESS_LOG": production_web_environment()["GUNICORN_ACCESS_LOG"],
     }
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
@@ -828,7 +839,11 @@ def run_comparison(args) -> int:
         ceiling = gunicorn_server("ceiling", ceiling_command(), env, ceiling_port, workdir)
         ceiling.start()
         servers.append(ceiling)
-        results["gunicorn"] = {"workers": len(ours.serving_pids()), "command": image_command()}
+        results["gunicorn"] = {
+            "workers": len(ours.serving_pids()),
+            "command": image_command(),
+            "access_log": env["GUNICORN_ACCESS_LOG"],
+        }
 
         rng = random.Random(0)
         single = workdir / "single.json"
@@ -1371,6 +1386,8 @@ def markdown(r: dict) -> str:
         f"Benchmark run {r['started_at']} on {m['cpus']} CPUs (load average before "
         f"{m['load_average_before'][0]:.2f}, after {m['load_average_after'][0]:.2f}), commit {m['git']}, "
         f"{r['elapsed_s']:.0f} s. gunicorn {v['gunicorn']}: {r['gunicorn']['workers']} workers (Dockerfile CMD), "
+        f"GUNICORN_ACCESS_LOG={r['gunicorn']['access_log']} as in the production task definition (nginx writes "
+        "the access lines there), "
         f"Django {v['Django']}, DRF {v['djangorestframework']}, psycopg2 {v['psycopg2-binary']}; "
         f"reference: FastAPI {v['fastapi']} + plain uvicorn {v['uvicorn']}, {REFERENCE_WORKERS} worker, and the same "
         f"with asyncpg {v['asyncpg']} logging every prediction (the logging peer). "

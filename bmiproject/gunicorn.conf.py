@@ -44,8 +44,11 @@ keepalive = env_int("GUNICORN_KEEPALIVE", 75, minimum=0)
 max_requests = env_int("GUNICORN_MAX_REQUESTS", 10_000, minimum=0)
 max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 1_000, minimum=0)
 
-# Containers log to their streams: CloudWatch (awslogs) collects both.
-accesslog = "-"
+# Containers log to their streams: CloudWatch (awslogs) collects both. In ECS the nginx sidecar
+# writes every request's access line (with gunicorn's status and time), so the task definitions
+# turn this one off: a second line per request, formatted in Python, was 8 % of a prediction's CPU
+# (docs/performance.md). On by default, for a container run without nginx in front.
+accesslog = "-" if env_bool("GUNICORN_ACCESS_LOG", True) else None
 errorlog = "-"
 loglevel = env_str("GUNICORN_LOG_LEVEL", "info")
 # The client as the load balancer saw it, and the duration in milliseconds.

@@ -1,12 +1,12 @@
 """The ceiling for single predictions: gunicorn and the durable log write, with no framework at all.
 
-Not a service: a measuring stick for ``bench/run.py``. It runs under the same gunicorn command and
-configuration file as ours (workers, threads, access log, preload) against the same database, and
-answers ``POST /api/v1/predict {"bmi": x}`` by executing the same prepared ``INSERT ... WHERE
-EXISTS`` as ``predictor.predictions.serving`` (one ``predictor_predictionlog`` row of size 1, in
-autocommit, so each answer waits for its commit, as ours does), with one psycopg2 connection per
-thread. ``POST /unlogged`` answers the same way without touching
-the database. Nothing is validated and no security header is sent.
+Not a service: a measuring stick for ``bench/run.py``. It runs under the same gunicorn command,
+configuration file and environment as ours (workers, threads, access log as ECS sets it, preload)
+against the same database, and answers ``POST /api/v1/predict {"bmi": x}`` by executing the same
+prepared ``INSERT ... WHERE EXISTS`` as ``predictor.predictions.serving`` (one
+``predictor_predictionlog`` row of size 1, in autocommit, so each answer waits for its commit, as
+ours does), with one psycopg2 connection per thread. ``POST /unlogged`` answers the same way without
+touching the database. Nothing is validated and no security header is sent.
 
 So two rows of the benchmark say what any Django code of ours competes with on this machine:
 gunicorn alone, and gunicorn plus one durable INSERT per prediction. What separates the ceiling

@@ -65,11 +65,11 @@ def test_a_prediction_through_nginx_is_answered_and_logged(service, proxy, query
     assert query(LOG_ROW_SQL, (body["prediction_id"],)) == [
         (27.2, pytest.approx(body["prediction"]), 1, body["model_version"], "api")
     ]
-    # Both access logs have it, with the balancer's X-Forwarded-For unchanged (nginx's own address
-    # second, from its log format; gunicorn's peer is nginx). nginx's line has gunicorn's status.
+    # nginx's access line has it, with the balancer's X-Forwarded-For unchanged (nginx's peer address
+    # second, from its log format) and gunicorn's status and time. It is the request's only access
+    # line: the task definition turns gunicorn's off (GUNICORN_ACCESS_LOG).
     line = '203.0.113.7 127.0.0.1 "POST /api/v1/predict?through-nginx HTTP/1.1" 200'
-    assert re.search(re.escape(line) + r" \d+ [\d.]+s upstream=200 ", proxy.wait_for_log(line))
-    service.wait_for_log(line)
+    assert re.search(re.escape(line) + r" \d+ [\d.]+s upstream=200 [\d.]+s ", proxy.wait_for_log(line))
 
 
 def test_x_forwarded_proto_from_the_balancer_reaches_django_unchanged(service, proxy):

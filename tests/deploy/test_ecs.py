@@ -130,6 +130,8 @@ def test_nginx_sidecar_is_the_way_in_and_matches_its_image_and_config(env):
     assert logs["options"]["awslogs-group"] == f"/ecs/bmi-progression-{env}"
     assert logs["options"]["awslogs-stream-prefix"] == "nginx"
     assert "error_log /dev/stderr" in config and "access_log /dev/stdout" in config
+    # One access line per request, nginx's (it has gunicorn's status and time): gunicorn's is off.
+    assert environment(task)["GUNICORN_ACCESS_LOG"] == "0"
 
 
 def test_nginx_refuses_bodies_above_djangos_limit_and_headers_above_gunicorns():

@@ -237,7 +237,8 @@ def test_errors_under_api_are_json_and_pages_keep_html_through_nginx(
     collected_static,  # noqa: F811 - the imported fixture
 ):
     # SECURE_SSL_REDIRECT on, as deployed: a request the balancer marks https must not be redirected.
-    with image_server(tmp_path, collected_static) as server:
+    # gunicorn's access lines on (the task definition turns them off): they show what it received.
+    with image_server(tmp_path, collected_static, GUNICORN_ACCESS_LOG="1") as server:
         gunicorn_port = int(server.url.rsplit(":", 1)[1])
         with nginx_proxy(tmp_path, gunicorn_port) as proxy:
             port = proxy.port
