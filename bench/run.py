@@ -16,7 +16,8 @@ everything down, prints a table and writes ``bench/results/latest.{json,md}`` an
 ``bench/results/profile_predict_c16.txt``.
 
 ``--quick`` is a smoke run (short runs, results in the git-ignored ``bench/results/quick_*``);
-``--ab health-checks`` measures variants of our own service against each other instead (see AB_SETS).
+``--ab health-checks`` (or ``access-log``) measures variants of our own service against each other
+instead (see AB_SETS).
 
 Every ratio compares figures from this one run: absolute numbers on a shared 2-core machine drift
 from run to run. The load generator (wrk) shares the machine's two cores with the servers and with
@@ -756,7 +757,8 @@ def parse_args():
         "--ab",
         choices=sorted(AB_SETS),
         help="Instead of the comparison, an A/B of our service's variants: single predictions at 16 "
-        "connections, interleaved, --rounds rounds (health-checks: CONN_HEALTH_CHECKS off, the default, and on).",
+        "connections, interleaved, --rounds rounds (health-checks: CONN_HEALTH_CHECKS off, the default, and on; "
+        "access-log: gunicorn's access line off, as ECS runs it, and on).",
     )
     parser.add_argument(
         "--quick",
@@ -990,6 +992,11 @@ AB_SETS = {
     "health-checks": {
         "as shipped: CONN_HEALTH_CHECKS off (the default)": {},
         "CONN_HEALTH_CHECKS on (SELECT 1 before a request's first query)": {"CONN_HEALTH_CHECKS": "1"},
+    },
+    # gunicorn's own access line per request, which ECS leaves to the nginx sidecar.
+    "access-log": {
+        "as ECS runs it: GUNICORN_ACCESS_LOG=0 (nginx writes the line)": {"GUNICORN_ACCESS_LOG": "0"},
+        "GUNICORN_ACCESS_LOG=1 (gunicorn writes one too)": {"GUNICORN_ACCESS_LOG": "1"},
     },
 }
 
