@@ -7,6 +7,7 @@ from predictor.access import (
     MANAGE_MODELS,
     READ_PREDICTION_LOG,
     RECORD_OUTCOMES,
+    account_refusal,
     predictions_open_to,
     staff_refusal,
 )
@@ -63,15 +64,13 @@ class RecordOutcomes(BasePermission):
     """Any signed-in account with ``predictor.add_outcome`` (clinicians need not be staff).
 
     Outcomes feed live quality and ``train --with-outcomes``, so not every account may write them.
+    The refusal is the outcome page's (:func:`predictor.access.account_refusal`).
     """
 
     message = "Authentication is required to use this endpoint."
 
     def has_permission(self, request, view):
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        if not user.has_perm(RECORD_OUTCOMES):
-            self.message = f"Your account lacks the '{RECORD_OUTCOMES}' permission needed to record outcomes."
-            return False
-        return True
+        refusal = account_refusal(request.user, RECORD_OUTCOMES)
+        if refusal is not None:
+            self.message = refusal
+        return refusal is None

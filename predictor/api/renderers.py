@@ -14,7 +14,6 @@ renderer unchanged. The two differ only in spelling exponents (``1e+16`` / ``1e1
 from __future__ import annotations
 
 import math
-import uuid
 
 import orjson
 from rest_framework.renderers import JSONRenderer
@@ -24,7 +23,7 @@ def _plain_json(value) -> bool:
     """Whether orjson writes ``value`` as DRF would: plain types, string keys, finite floats."""
     if type(value) is float:
         return math.isfinite(value)
-    if value is None or isinstance(value, (bool, uuid.UUID)):
+    if value is None or isinstance(value, bool):
         return True
     if isinstance(value, int):
         return -(2**63) <= value < 2**64  # orjson's range; DRF writes any integer

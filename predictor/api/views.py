@@ -343,9 +343,6 @@ class ModelMonitoringView(APIView):
         quality, days = stats.version_report(model_version)
         body = {
             **quality.as_dict(),
-            # Below the minimum count a PSI is noise: the same rule as the page and check_model.
-            "drift_psi": stats.judged_psi(quality),
-            "drift_reading": stats.drift_reading(quality),
             "status": model_version.status,
             "held_out_r2": model_version.r2_test,
             "threshold": model_version.threshold,

@@ -79,14 +79,16 @@ class VersionQuality:
         return psi_reading(self.psi)
 
     def as_dict(self) -> dict:
+        """The API's figures; below the minimum count a PSI is noise, so none is given (the same
+        rule as the page and check_model: :func:`judged_psi`)."""
         return {
             "version": self.version,
             "predictions": self.n_predictions,
             "outcomes": self.n_outcomes,
             "live_r2": self.r2,
             "live_mae": self.mae,
-            "drift_psi": self.psi,
-            "drift_reading": self.psi_reading,
+            "drift_psi": judged_psi(self),
+            "drift_reading": drift_reading(self),
             "live_coverage": self.coverage,
             "interval_level": self.interval_level,
             "bmi_histogram": {

@@ -17,6 +17,7 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods
 
 from predictor.access import READ_PREDICTION_LOG, RECORD_OUTCOMES, account_refusal, predictions_open_to, staff_refusal
@@ -235,15 +236,11 @@ def _result_page(request: HttpRequest, raw_id: str) -> HttpResponse | None:
         high=float(explained.high[0]),
         unreliable=bool(explained.unreliable[0]),
     )
-    chart = charts.fit_chart(
-        sample=version.training_sample,
-        slope=version.slope,
-        intercept=version.intercept,
+    chart = _fit_chart(
+        version,
         patient=(result.bmi, result.prediction),
         chart_id="prediction-chart",
         title=f"Prediction for BMI {result.bmi:g} kg/m² with model version {version.version}",
-        band=version.interval.half_width,
-        band_level=version.interval_level,
     )
     context = _predict_context(PredictForm(initial={"bmi": shown(result.bmi)}), model_version=version.version)
     context.update(
@@ -273,6 +270,18 @@ class _SingleResult:
     low: float  # the interval, clipped to the scale of the training data
     high: float
     unreliable: bool  # outside the training BMIs or the scale: shown subdued, with the reasons
+
+
+def _fit_chart(version: ModelVersion, **kwargs) -> SafeString:
+    """The version's training sample, its line and its prediction band (``kwargs``: the chart's own)."""
+    return charts.fit_chart(
+        sample=version.training_sample,
+        slope=version.slope,
+        intercept=version.intercept,
+        band=version.interval.half_width,
+        band_level=version.interval_level,
+        **kwargs,
+    )
 
 
 def _predict_context(form: PredictForm, *, model_version: int | None) -> dict:
@@ -307,14 +316,10 @@ def model_detail(request: HttpRequest, version: int) -> HttpResponse:
     model_version = registry.version_get(version=version)
     if model_version is None:
         raise Http404(f"Model version {version} does not exist.")
-    fit = charts.fit_chart(
-        sample=model_version.training_sample,
-        slope=model_version.slope,
-        intercept=model_version.intercept,
+    fit = _fit_chart(
+        model_version,
         chart_id="fit-chart",
         title=f"Training data and fitted line of model version {model_version.version}",
-        band=model_version.interval.half_width,
-        band_level=model_version.interval_level,
     )
     loss = charts.loss_chart(
         losses=model_version.loss_curve,

@@ -2,7 +2,6 @@
 
 import json
 import math
-import uuid
 
 import pytest
 from rest_framework.renderers import JSONRenderer
@@ -12,7 +11,7 @@ from predictor.api.views import PredictBatchView
 
 BATCH_LIKE = {
     "model_version": 7,
-    "batch_id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "batch_id": 1234,  # the log entry's id
     "count": 4,
     "predictions": [152.13348416289594, 25.0, -3.5e-05, 346.99999999999994],
     "unit": "disease progression score one year after baseline",
