@@ -785,6 +785,8 @@ def main() -> int:
             "bench/.venv is missing: python3.11 -m venv bench/.venv && "
             "bench/.venv/bin/pip install -r bench/requirements.txt"
         )
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk, the load generator, is not installed: apt-get install wrk (or make bench as root).")
     if args.ab:
         return run_ab(args)
     return run_comparison(args)
