@@ -254,19 +254,20 @@ def backend_cpu_used(before: dict[int, float], after: dict[int, float]) -> float
 
 
 class Server:
-    def __init__(self, name: str, command: list[str], env: dict, ready_url: str, logfile: Path):
+    def __init__(self, name: str, command: list[str], env: dict, ready_url: str, logfile: Path, cwd: Path = ROOT):
         self.name = name
         self.command = command
         self.env = env
         self.ready_url = ready_url
         self.logfile = logfile
+        self.cwd = cwd  # the checkout served (bench/compare.py serves others)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> float:
         out = self.logfile.open("ab")
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            self.command, cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         out.close()
         try:
@@ -298,9 +299,10 @@ class Server:
         return children(self.process.pid) or [self.process.pid]
 
 
-def gunicorn_server(name: str, command: list[str], env: dict, port: int, workdir: Path) -> Server:
-    """A gunicorn command on ``port``, ready when ``/readyz`` answers 200, logging to ``workdir``."""
-    return Server(name, command, {**env, "PORT": str(port)}, f"http://127.0.0.1:{port}/readyz", workdir / f"{name}.log")
+def gunicorn_server(name: str, command: list[str], env: dict, port: int, workdir: Path, cwd: Path = ROOT) -> Server:
+    """A gunicorn command on ``port`` in checkout ``cwd``, ready when ``/readyz`` answers 200; logs in ``workdir``."""
+    ready = f"http://127.0.0.1:{port}/readyz"
+    return Server(name, command, {**env, "PORT": str(port)}, ready, workdir / f"{name}.log", cwd)
 
 
 # --- wrk -------------------------------------------------------------------------------------------
@@ -581,9 +583,9 @@ def manage(env: dict, *args: str) -> float:
     return time.perf_counter() - started
 
 
-def image_command() -> list[str]:
-    """The Dockerfile's CMD, with gunicorn taken from the project's virtualenv."""
-    text = (ROOT / "Dockerfile").read_text()
+def image_command(tree: Path = ROOT) -> list[str]:
+    """The Dockerfile's CMD (of checkout ``tree``), with gunicorn taken from this project's virtualenv."""
+    text = (tree / "Dockerfile").read_text()
     cmd = json.loads(re.findall(r"^CMD (\[.*\])\s*$", text, re.MULTILINE)[-1])
     if cmd[0] == "gunicorn":
         cmd[0] = str(ROOT / ".venv" / "bin" / "gunicorn")
