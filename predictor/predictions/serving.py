@@ -30,7 +30,7 @@ from predictor.ml.cautions import Explained, Limits, explain
 from predictor.ml.intervals import IntervalFigures
 from predictor.predictions import metrics
 from predictor.predictions.models import PredictionLog
-from predictor.registry.models import ModelVersion
+from predictor.registry.models import INTERVAL_COLUMNS, LIMITS_COLUMNS, ModelVersion
 
 __all__ = ["LoggedPredictions", "NoActiveModel", "ServingModel", "active_model", "predict", "reset_cache"]
 
@@ -59,20 +59,7 @@ class ServingModel:
     limits: Limits
 
     # The columns _load reads: what from_version uses, and no more.
-    COLUMNS = (
-        "version",
-        "slope",
-        "intercept",
-        "interval_level",
-        "interval_t",
-        "residual_std",
-        "n_train",
-        "bmi_mean",
-        "bmi_sxx",
-        "training_bmi_histogram",
-        "progression_min",
-        "progression_max",
-    )
+    COLUMNS = ("version", "slope", "intercept", *INTERVAL_COLUMNS.values(), *LIMITS_COLUMNS)
 
     @classmethod
     def from_version(cls, version: ModelVersion) -> ServingModel:

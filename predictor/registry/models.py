@@ -7,6 +7,18 @@ from django.urls import reverse
 from predictor.ml.cautions import Explained, Limits, explain
 from predictor.ml.intervals import IntervalFigures
 
+# Where a version's IntervalFigures and Limits come from (ModelVersion.interval, .limits): the
+# serving path loads these columns alone with the line (ServingModel.COLUMNS).
+INTERVAL_COLUMNS = {
+    "level": "interval_level",
+    "t": "interval_t",
+    "residual_std": "residual_std",
+    "n": "n_train",
+    "bmi_mean": "bmi_mean",
+    "bmi_sxx": "bmi_sxx",
+}
+LIMITS_COLUMNS = ("training_bmi_histogram", "progression_min", "progression_max")
+
 
 class ModelVersion(models.Model):
     """One trained model: its coefficients, how it was trained and how well it did."""
@@ -132,14 +144,7 @@ class ModelVersion(models.Model):
     @property
     def interval(self) -> IntervalFigures:
         """What this version's prediction intervals are computed from."""
-        return IntervalFigures(
-            level=self.interval_level,
-            t=self.interval_t,
-            residual_std=self.residual_std,
-            n=self.n_train,
-            bmi_mean=self.bmi_mean,
-            bmi_sxx=self.bmi_sxx,
-        )
+        return IntervalFigures(**{figure: getattr(self, column) for figure, column in INTERVAL_COLUMNS.items()})
 
     @property
     def passed_gate(self) -> bool:
