@@ -49,8 +49,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     args.workers = None
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk, the load generator, is not installed: apt-get install wrk (or make bench as root).")
+    bench.require_wrk()
     revisions = [_revision(args.base), _revision(args.other)]
     began = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bmi-bench-compare-"))
@@ -71,42 +70,22 @@ def main() -> int:
             server = bench.gunicorn_server(f"rev-{revision}", command, side_env, port, workdir, cwd=tree)
             server.start()
             servers.append(server)
-            sides[revision] = bench.Side(
-                revision,
-                server,
-                f"http://127.0.0.1:{port}",
-                {"predict": ("/api/v1/predict", single, '"prediction"')},
-                headers=bench.OUR_HEADERS,
-                writes="ours",
-            )
-        connection = bench._connect(args.database_url)
-        counters = {"ours": bench.LogCounter(connection, bench.OUR_LOG_QUERY)}
-
-        def load(name: str, duration: float) -> dict:
-            return bench.measure(
-                sides[name], "predict", 16, duration, counters=counters, database_url=args.database_url
-            )
-
-        for name in revisions:
-            load(name, 3)  # warm-up
-        measured = {name: [] for name in revisions}
-        for round_ in range(args.rounds):
-            for name in revisions[round_ % 2 :] + revisions[: round_ % 2]:
-                measured[name].append(load(name, args.duration))
-                bench.log(f"round {round_ + 1} {name}: {measured[name][-1]['rps']:,.0f}/s")
-        connection.close()
+            sides[revision] = bench.our_side(revision, server, port, single)
+        combined, load_averages = bench.interleave(
+            sides, rounds=args.rounds, duration=args.duration, database_url=args.database_url
+        )
     finally:
         for server in servers:
             server.stop()
         for tree in trees:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=bench.ROOT, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
-    combined = {name: bench.combine_rounds(rounds) for name, rounds in measured.items()}
     results = {
         "revisions": revisions,
         "rounds": args.rounds,
         "duration_s": args.duration,
         "elapsed_s": time.perf_counter() - began,
+        "load_average_per_round": load_averages,
         "load_average_after": os.getloadavg(),
         "load": combined,
     }

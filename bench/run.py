@@ -13,7 +13,7 @@ and the no-framework ceiling (bench/ceiling/app.py) on free ports, drives them w
 that every 2xx prediction was logged, measures memory and start-up, profiles one more (untimed)
 16-connection run of ours with py-spy (``bench/profile_summary.py`` splits its CPU by layer), tears
 everything down, prints a table and writes ``bench/results/latest.{json,md}`` and the profile
-``bench/results/profile_predict_c16.txt``.
+``bench/results/latest_profile_predict_c16.txt``.
 
 ``--quick`` is a smoke run (short runs, results in the git-ignored ``bench/results/quick_*``);
 ``--ab health-checks`` (or ``access-log``) measures variants of our own service against each other
@@ -306,6 +306,11 @@ def gunicorn_server(name: str, command: list[str], env: dict, port: int, workdir
 
 
 # --- wrk -------------------------------------------------------------------------------------------
+
+
+def require_wrk() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk, the load generator, is not installed: apt-get install wrk (or make bench as root).")
 
 
 def run_wrk(
@@ -787,8 +792,7 @@ def main() -> int:
             "bench/.venv is missing: python3.11 -m venv bench/.venv && "
             "bench/.venv/bin/pip install -r bench/requirements.txt"
         )
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk, the load generator, is not installed: apt-get install wrk (or make bench as root).")
+    require_wrk()
     if args.ab:
         return run_ab(args)
     return run_comparison(args)
@@ -1005,6 +1009,41 @@ AB_SETS = {
 }
 
 
+def our_side(name: str, server: Server, port: int, single: Path) -> Side:
+    """One of our servers as the single-prediction load sees it (``single``: the request body)."""
+    return Side(
+        name,
+        server,
+        f"http://127.0.0.1:{port}",
+        {"predict": ("/api/v1/predict", single, '"prediction"')},
+        headers=OUR_HEADERS,
+        writes="ours",
+    )
+
+
+def interleave(sides: dict[str, Side], *, rounds: int, duration: float, database_url: str) -> tuple[dict, list]:
+    """Single predictions at 16 connections on each side, after a warm-up, in ``rounds`` rounds each
+    starting one side later (so none always runs first): ({name: combined rounds}, load averages)."""
+    connection = _connect(database_url)
+    counters = {"ours": LogCounter(connection, OUR_LOG_QUERY)}
+
+    def load(name: str, seconds: float) -> dict:
+        return measure(sides[name], "predict", 16, seconds, counters=counters, database_url=database_url)
+
+    log("warm-up")
+    for name in sides:
+        load(name, 3)
+    names = list(sides)
+    measured = {name: [] for name in names}
+    load_averages = []
+    for round_ in range(rounds):
+        load_averages.append(os.getloadavg())
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            measured[name].append(load(name, duration))
+    connection.close()
+    return {name: combine_rounds(runs) for name, runs in measured.items()}, load_averages
+
+
 def run_ab(args) -> int:
     """Single predictions at 16 connections on each variant of our service, interleaved in rounds
     (each round starts one variant later, so none always runs first), medians reported."""
@@ -1031,33 +1070,11 @@ def run_ab(args) -> int:
             server = gunicorn_server(f"ab-{i}", image_command(), variant_env, port, workdir)
             server.start()
             servers.append(server)
-            sides[name] = Side(
-                name,
-                server,
-                f"http://127.0.0.1:{port}",
-                {"predict": ("/api/v1/predict", single, '"prediction"')},
-                headers=OUR_HEADERS,
-                writes="ours",
-            )
+            sides[name] = our_side(name, server, port, single)
             log(f"variant {i}: {name}: CONN_HEALTH_CHECKS {checks}")
-        connection = _connect(args.database_url)
-        counters = {"ours": LogCounter(connection, OUR_LOG_QUERY)}
-
-        def load(name: str, duration: float) -> dict:
-            return measure(sides[name], "predict", 16, duration, counters=counters, database_url=args.database_url)
-
-        log("warm-up")
-        for name in sides:
-            load(name, 3)
-        names = list(sides)
-        measured = {name: [] for name in names}
-        results["load_average_per_round"] = []
-        for round_ in range(args.rounds):
-            results["load_average_per_round"].append(os.getloadavg())
-            for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-                measured[name].append(load(name, args.duration))
-        results["load"] = {name: combine_rounds(rounds) for name, rounds in measured.items()}
-        connection.close()
+        results["load"], results["load_average_per_round"] = interleave(
+            sides, rounds=args.rounds, duration=args.duration, database_url=args.database_url
+        )
 
         # Round trips that commit per prediction (in autocommit every statement does: the INSERT,
         # and Django's health-check SELECT 1 where it runs): exact and independent of the machine's

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from predictor.ml.intervals import IntervalFigures
+from predictor.ml.intervals import IntervalFigures, prediction_interval
 
 __all__ = [
     "BMI_OUTSIDE_TRAINING_RANGE",
@@ -183,8 +183,7 @@ def explain(bmi, prediction, *, interval: IntervalFigures, limits: Limits) -> Ex
     """The intervals and cautions of predictions ``prediction`` made for ``bmi`` (arrays or floats)."""
     bmi = np.atleast_1d(np.asarray(bmi, dtype=np.float64))
     prediction = np.atleast_1d(np.asarray(prediction, dtype=np.float64))
-    half = interval.half_width(bmi)
-    low_raw, high_raw = prediction - half, prediction + half
+    low_raw, high_raw = prediction_interval(bmi, prediction, interval)
     if limits.scale is None:
         low, high = low_raw, high_raw
         clipped = np.zeros(bmi.shape, dtype=bool)

@@ -41,7 +41,7 @@ PROBE_TIMEOUT_SECONDS = 1.0
 @pytest.fixture(autouse=True)
 def _nginx_installed():
     if NGINX is None:
-        reason = "nginx is not installed (apt-get install nginx-light; .ci/run installs it)"
+        reason = "nginx is not installed (apt-get install nginx-light; make test installs it as root)"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
